@@ -1,0 +1,109 @@
+"""Plutomi: an applicant tracking system. create_app() builds the Flask app."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    from plutomi.config import from_environment
+
+    app.config.update(from_environment(Path(app.instance_path)))
+    if config:
+        app.config.update(config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from plutomi import mailer  # noqa: F401  registers the email sender
+    from plutomi.extensions import csrf, db, htmx, login_manager, migrate, queues
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    htmx.init_app(app)
+    queues.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Log in to see that page."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+    if hops := app.config.get("TRUSTED_PROXIES"):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+    from plutomi.services import accounts
+
+    @login_manager.user_loader
+    def load_user(key: str):
+        return accounts.load_session(key)
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        from flask import flash, request, url_for
+
+        from plutomi.htmx import redirect_to
+
+        flash(login_manager.login_message, "info")
+        return redirect_to(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+    from plutomi.htmx import flashes_to_trigger
+
+    app.after_request(flashes_to_trigger)
+
+    @app.context_processor
+    def inject_tenancy():
+        from plutomi import tenancy
+        from plutomi.models import Role
+
+        return {
+            "current_membership": tenancy.current_membership,
+            "my_memberships": tenancy.memberships,
+            "Role": Role,
+            "dev_mailbox": app.config["DEV_MAILBOX"],
+        }
+
+
+def register_blueprints(app: Flask) -> None:
+    from plutomi.auth.routes import bp as auth
+    from plutomi.dev.routes import bp as dev
+    from plutomi.main.routes import bp as main
+    from plutomi.openings.routes import bp as openings
+    from plutomi.orgs.routes import bp as orgs
+
+    for blueprint in (main, auth, orgs, openings, dev):
+        app.register_blueprint(blueprint)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from plutomi.errors.handlers import register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from plutomi.cli import register
+
+    register(app)

@@ -1,0 +1,61 @@
+"""Error pages of our own; JSON for the API. No stack trace ever reaches a user."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from plutomi.extensions import db
+from plutomi.services.errors import ServiceError
+
+TITLES = {
+    400: "Bad request",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed",
+    409: "Changed meanwhile",
+    413: "Too large",
+    422: "Check your input",
+    429: "Slow down",
+    500: "Something went wrong",
+}
+
+
+def _render(status: int, message: str):
+    if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+        return jsonify(error={"status": status, "message": message}), status
+    return render_template(
+        "errors/error.html", status=status, title=TITLES.get(status, "Error"), message=message
+    ), status
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return _render(
+            400, "This form had expired or came from another site. Reload the page and try again."
+        )
+
+    @app.errorhandler(ServiceError)
+    def service_error(exc: ServiceError):
+        db.session.rollback()
+        return _render(exc.status, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if exc.code and exc.code >= 500:
+            db.session.rollback()
+        default = {
+            404: "There is nothing here. The link may be old, or the page belongs to another org.",
+            403: "Your role in this org does not allow that.",
+            413: "That upload is larger than allowed.",
+        }
+        message = exc.description if exc.description != type(exc).description else None
+        return _render(exc.code or 500, message or default.get(exc.code, exc.description or ""))
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        db.session.rollback()
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        return _render(500, "We could not finish that. It is logged; please try again.")

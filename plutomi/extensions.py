@@ -1,0 +1,60 @@
+"""Every extension is created here, once, and bound to the app in create_app()."""
+
+from __future__ import annotations
+
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+from htmx_flask import Htmx
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+# Named constraints so Alembic migrations can drop and alter them on every database.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+htmx = Htmx()
+
+
+class Queues:
+    """The Redis connection and the RQ queues, bound to the app like any other extension."""
+
+    def init_app(self, app) -> None:
+        from redis import Redis
+
+        from plutomi import embedded_redis
+
+        url = app.config.get("REDIS_URL")
+        if not url:
+            url = embedded_redis.start(app.instance_path)
+            app.config["REDIS_URL"] = url
+        app.extensions["redis"] = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+
+    @property
+    def connection(self):
+        from flask import current_app
+
+        return current_app.extensions["redis"]
+
+    def queue(self, name: str = "default"):
+        from rq import Queue
+
+        return Queue(name, connection=self.connection)
+
+
+queues = Queues()

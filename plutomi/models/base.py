@@ -1,0 +1,52 @@
+"""Column types and mixins every model shares."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, String, TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column
+
+_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_public_id() -> str:
+    """16 random characters (about 82 bits): ids in URLs are never guessable sequences."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(16))
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes on every database (SQLite keeps no zone, so store naive UTC)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+class PublicIdMixin:
+    """A random public id for URLs; the integer primary key never leaves the server."""
+
+    public_id: Mapped[str] = mapped_column(
+        String(16), unique=True, index=True, default=new_public_id
+    )
+
+
+class CreatedAtMixin:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

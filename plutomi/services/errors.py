@@ -1,0 +1,34 @@
+"""Typed errors that services raise and views turn into clear 4xx answers."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    status = 400
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class Invalid(ServiceError):
+    """Bad input; field names the form field the message belongs next to."""
+
+    status = 422
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
+class Forbidden(ServiceError):
+    status = 403
+
+
+class Conflict(ServiceError):
+    status = 409
+
+
+class Throttled(ServiceError):
+    status = 429

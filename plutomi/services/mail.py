@@ -1,0 +1,31 @@
+"""Queueing email: an outbox row in the caller's transaction, sent by an RQ job after commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, render_template
+
+from plutomi.extensions import db
+from plutomi.models import OutboxMessage
+
+
+def queue_email(
+    to: str, template: str, *, org_id: int | None = None, **context: Any
+) -> OutboxMessage:
+    """Render templates/email/<template>.txt (first line is the subject) into an outbox row."""
+    context.setdefault("base_url", current_app.config["BASE_URL"])
+    rendered = render_template(f"email/{template}.txt", **context)
+    subject, _, body = rendered.strip().partition("\n")
+    message = OutboxMessage(
+        kind="email",
+        org_id=org_id,
+        payload={
+            "to": to,
+            "subject": subject.removeprefix("Subject:").strip(),
+            "text": body.strip() + "\n",
+            "template": template,
+        },
+    )
+    db.session.add(message)
+    return message

@@ -1,0 +1,189 @@
+"""The transactional outbox: hand-off after commit, claims with a lease, retries, the sweep.
+
+Rows are written by other services in their own transaction. After that transaction commits,
+their ids are handed to RQ (best effort); the periodic sweep hands out whatever is due and
+not taken, so a Redis outage at commit time delays work and loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from flask import current_app, has_app_context
+from redis.exceptions import RedisError
+from sqlalchemy import event, or_, select, update
+from sqlalchemy.orm import Session
+
+from plutomi.extensions import db, queues
+from plutomi.models import OutboxMessage, OutboxState, utcnow
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=5)
+BATCH = 100
+# Seconds before attempt n+1 (n = attempts so far); jittered by ±20%.
+BACKOFF = [30, 120, 600, 3600, 6 * 3600]
+
+Sender = Callable[[OutboxMessage], str]
+_senders: dict[str, Sender] = {}
+
+
+def sender(kind: str) -> Callable[[Sender], Sender]:
+    """Register the function that carries out outbox rows of one kind; it returns the transport."""
+
+    def register(fn: Sender) -> Sender:
+        _senders[kind] = fn
+        return fn
+
+    return register
+
+
+# --- hand-off after commit -----------------------------------------------------------------
+
+
+@event.listens_for(Session, "after_flush")
+def _collect_new(session: Session, flush_context) -> None:
+    ids = session.info.setdefault("outbox_ids", [])
+    ids.extend(obj.id for obj in session.new if isinstance(obj, OutboxMessage))
+
+
+@event.listens_for(Session, "after_commit")
+def _hand_off(session: Session) -> None:
+    ids = session.info.pop("outbox_ids", None)
+    if ids and has_app_context():
+        enqueue(ids)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, previous_transaction) -> None:
+    session.info.pop("outbox_ids", None)
+
+
+def enqueue(ids: list[int]) -> None:
+    """Hand ids to RQ in batches; a failure is logged and left to the sweep."""
+    if current_app.config.get("OUTBOX_HANDOFF") is False:
+        return
+    try:
+        queue = queues.queue()
+        for start in range(0, len(ids), BATCH):
+            batch = sorted(ids[start : start + BATCH])
+            queue.enqueue(
+                "jobs.outbox.deliver",
+                batch,
+                job_id=f"outbox-{batch[0]}-{batch[-1]}-{len(batch)}",
+                result_ttl=60,
+                failure_ttl=24 * 3600,
+            )
+    except RedisError:
+        log.warning("Redis unavailable; %d outbox rows wait for the sweep", len(ids))
+
+
+# --- claims and delivery --------------------------------------------------------------------
+
+
+def _claimable(now: datetime):
+    return or_(
+        OutboxMessage.state.in_([OutboxState.PENDING, OutboxState.RETRYING])
+        & (OutboxMessage.next_attempt_at <= now),
+        # A worker died mid-send: its lease ran out, so the row is free again.
+        (OutboxMessage.state == OutboxState.SENDING) & (OutboxMessage.lease_until < now),
+    )
+
+
+def claim(ids: Iterable[int]) -> list[OutboxMessage]:
+    """Take the due rows among ids with one conditional UPDATE; two workers never both win."""
+    now = utcnow()
+    token = secrets.token_hex(16)
+    db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(list(ids)), _claimable(now))
+        .values(
+            state=OutboxState.SENDING,
+            lease_until=now + LEASE,
+            claim_token=token,
+            attempts=OutboxMessage.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return list(
+        db.session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.claim_token == token)
+            .order_by(OutboxMessage.id)
+        )
+    )
+
+
+def backoff(attempts: int) -> timedelta:
+    base = BACKOFF[min(attempts - 1, len(BACKOFF) - 1)]
+    return timedelta(seconds=base * random.uniform(0.8, 1.2))
+
+
+def deliver(ids: Iterable[int]) -> dict[str, int]:
+    """Claim and carry out a batch; each row ends done, retrying or dead."""
+    counts = {"done": 0, "retrying": 0, "dead": 0}
+    for message in claim(ids):
+        token = message.claim_token
+        try:
+            transport = _senders[message.kind](message)
+        except Exception as exc:  # any failure of the side effect is retried, never lost
+            log.warning("outbox %s attempt %d failed: %s", message.public_id, message.attempts, exc)
+            dead = message.attempts >= message.max_attempts
+            values = {
+                "state": OutboxState.DEAD if dead else OutboxState.RETRYING,
+                "last_error": f"{type(exc).__name__}: {exc}"[:2000],
+                "lease_until": None,
+                "next_attempt_at": utcnow() + backoff(message.attempts),
+            }
+            counts["dead" if dead else "retrying"] += 1
+        else:
+            values = {
+                "state": OutboxState.DONE,
+                "transport": transport,
+                "done_at": utcnow(),
+                "lease_until": None,
+                "last_error": None,
+            }
+            counts["done"] += 1
+        # Only the holder of the claim may finish the row (its lease may have been taken over).
+        db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message.id, OutboxMessage.claim_token == token)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+    return counts
+
+
+def due_ids(limit: int = 10 * BATCH) -> list[int]:
+    return list(
+        db.session.scalars(
+            select(OutboxMessage.id)
+            .where(_claimable(utcnow()))
+            .order_by(OutboxMessage.next_attempt_at)
+            .limit(limit)
+        )
+    )
+
+
+def sweep() -> int:
+    """Hand every due, untaken row to RQ again; returns how many."""
+    ids = due_ids()
+    if ids:
+        enqueue(ids)
+    return len(ids)
+
+
+def retry_now(message: OutboxMessage) -> None:
+    """Put a dead or retrying row back in line at once."""
+    message.state = OutboxState.PENDING
+    message.next_attempt_at = utcnow()
+    message.attempts = 0
+    db.session.commit()
+    enqueue([message.id])

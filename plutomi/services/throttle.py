@@ -1,0 +1,67 @@
+"""Login throttling in Redis: failures counted per account and per IP in a fixed window."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+
+from flask import current_app
+from redis.exceptions import RedisError
+
+from plutomi.extensions import queues
+from plutomi.services.errors import Throttled
+
+log = logging.getLogger(__name__)
+
+
+def _keys(email: str, ip: str | None) -> list[str]:
+    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    keys = [f"plutomi:login-failures:account:{digest}"]
+    if ip:
+        keys.append(f"plutomi:login-failures:ip:{ip}")
+    return keys
+
+
+def check_login(email: str, ip: str | None) -> None:
+    """Refuse the try when the account or the IP has used up its failures."""
+    limit = current_app.config["LOGIN_MAX_FAILURES"]
+    redis = queues.connection
+    try:
+        pipe = redis.pipeline()
+        for key in _keys(email, ip):
+            pipe.get(key)
+            pipe.ttl(key)
+        values = pipe.execute()
+    except RedisError:
+        # Fail open: a Redis outage must not lock every user out. It is logged loudly.
+        log.exception("login throttle unavailable; allowing the attempt")
+        return
+    for count, ttl in zip(values[::2], values[1::2], strict=True):
+        if count is not None and int(count) >= limit:
+            minutes = max(1, math.ceil(max(ttl, 0) / 60))
+            raise Throttled(
+                f"Too many failed logins. Try again in {minutes} minute"
+                f"{'s' if minutes != 1 else ''}, or reset your password."
+            )
+
+
+def record_failure(email: str, ip: str | None) -> None:
+    window = int(current_app.config["LOGIN_FAILURE_WINDOW"].total_seconds())
+    try:
+        pipe = queues.connection.pipeline()
+        for key in _keys(email, ip):
+            pipe.incr(key)
+            # NX: the window starts at the first failure and is not pushed back by later ones.
+            pipe.expire(key, window, nx=True)
+        pipe.execute()
+    except RedisError:
+        log.exception("could not record a failed login")
+
+
+def clear_account(email: str) -> None:
+    """A successful login clears the account's count; the IP's stays until it expires."""
+    try:
+        queues.connection.delete(_keys(email, None)[0])
+    except RedisError:
+        log.exception("could not clear login failures")

@@ -1,0 +1,103 @@
+"""The current org of a request, and queries scoped to it.
+
+Every lookup of a tenant row by public id goes through scoped() or get_or_404(), so an object
+of another org is a 404: the answer never confirms that it exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import TypeVar
+
+from flask import abort, g, redirect, session, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import Select, select
+from sqlalchemy.orm import contains_eager
+
+from plutomi.extensions import db
+from plutomi.models import Membership, Org, Role
+
+T = TypeVar("T")
+SESSION_KEY = "org"
+
+
+def memberships() -> list[Membership]:
+    if "memberships" not in g:
+        g.memberships = list(
+            db.session.scalars(
+                select(Membership)
+                .join(Org)
+                .options(contains_eager(Membership.org))
+                .where(Membership.user_id == current_user.id)
+                .order_by(Org.name)
+            )
+        )
+    return g.memberships
+
+
+def current_membership() -> Membership | None:
+    """The membership of the org chosen in the session, else the user's first one."""
+    if not current_user.is_authenticated:
+        return None
+    if "membership" not in g:
+        mine = memberships()
+        chosen = session.get(SESSION_KEY)
+        g.membership = next(
+            (m for m in mine if m.org.public_id == chosen), mine[0] if mine else None
+        )
+    return g.membership
+
+
+def switch_to(org_public_id: str) -> Membership:
+    membership = next((m for m in memberships() if m.org.public_id == org_public_id), None)
+    if membership is None:
+        abort(404)
+    session[SESSION_KEY] = org_public_id
+    g.membership = membership
+    return membership
+
+
+def current_org() -> Org:
+    membership = current_membership()
+    if membership is None:
+        abort(404)
+    return membership.org
+
+
+def scoped(model: type[T]) -> Select:
+    """select(model) limited to the current org's rows."""
+    return select(model).where(model.org_id == current_org().id)
+
+
+def get_or_404(model: type[T], public_id: str) -> T:
+    row = db.session.scalar(scoped(model).where(model.public_id == public_id))
+    if row is None:
+        abort(404)
+    return row
+
+
+def org_required(role: Role = Role.VIEWER) -> Callable:
+    """Login, a current org, and at least `role` in it (a weaker role gets 403)."""
+
+    def decorator(view: Callable) -> Callable:
+        @login_required
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            membership = current_membership()
+            if membership is None:
+                return redirect(url_for("orgs.new"))
+            if not membership.can(role):
+                abort(403, f"This needs the {role.label} role or higher.")
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def forget() -> None:
+    """Drop what this request cached about the user's orgs (after joining or leaving one)."""
+    g.pop("memberships", None)
+    g.pop("membership", None)
+    session.pop(SESSION_KEY, None)

@@ -1,0 +1,27 @@
+// Plutomi's own script: small, no build step. The pages work without it.
+(function () {
+  "use strict";
+
+  // Flashes that an htmx partial did not render arrive as an HX-Trigger "flash" event.
+  document.body.addEventListener("flash", function (event) {
+    var box = document.getElementById("flashes");
+    if (!box) return;
+    (event.detail.value || []).forEach(function (item) {
+      var div = document.createElement("div");
+      div.className = "flash flash-" + item.category;
+      div.setAttribute("role", "status");
+      div.textContent = item.message;
+      box.appendChild(div);
+    });
+  });
+
+  // A network failure gets a message instead of a silently dead button.
+  document.body.addEventListener("htmx:sendError", function () {
+    var box = document.getElementById("flashes");
+    if (!box) return;
+    var div = document.createElement("div");
+    div.className = "flash flash-error";
+    div.textContent = "Could not reach the server. Check your connection and try again.";
+    box.appendChild(div);
+  });
+})();
