@@ -51,9 +51,10 @@ def record_failure(email: str, ip: str | None) -> None:
     try:
         pipe = queues.connection.pipeline()
         for key in _keys(email, ip):
+            # The window starts at the first failure; INCR keeps the TTL, so later failures
+            # do not push it back. (SET NX EX rather than EXPIRE NX: embedded Redis is 6.2.)
+            pipe.set(key, 0, ex=window, nx=True)
             pipe.incr(key)
-            # NX: the window starts at the first failure and is not pushed back by later ones.
-            pipe.expire(key, window, nx=True)
         pipe.execute()
     except RedisError:
         log.exception("could not record a failed login")

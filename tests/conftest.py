@@ -1,0 +1,364 @@
+"""Fixtures: a real database (SQLite, and PostgreSQL when TEST_DATABASE_URL is set), a real
+Redis (REDIS_URL, else embedded), a real SMTP server, factories and a live server.
+
+The schema is built by the Alembic migrations, once per backend and test process, so every
+run also tests the migrations from empty. Each test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from flask import Flask
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, text
+
+from plutomi import create_app, embedded_redis
+from plutomi.extensions import db, queues
+from plutomi.models import (
+    Applicant,
+    Membership,
+    Opening,
+    OpeningState,
+    Org,
+    Role,
+    Stage,
+    User,
+    new_public_id,
+)
+from plutomi.services import passwords
+
+PASSWORD = "correct horse battery staple"
+_PASSWORD_HASH: str | None = None
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+
+
+def _backends() -> list[str]:
+    return ["sqlite", "postgres"] if os.environ.get("TEST_DATABASE_URL") else ["sqlite"]
+
+
+def _postgres_url() -> str:
+    """A database of this test process's own, made fresh on the server of TEST_DATABASE_URL."""
+    base = os.environ["TEST_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
+    parts = urlsplit(base)
+    name = f"{parts.path.lstrip('/') or 'test'}_plutomi_{_worker()}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    """REDIS_URL when set (one database number per test process), else embedded Redis."""
+    if url := os.environ.get("REDIS_URL"):
+        number = 1 + int(_worker().removeprefix("gw") or 0)
+        parts = urlsplit(url)
+        yield urlunsplit(parts._replace(path=f"/{number}"))
+        return
+    folder = tmp_path_factory.mktemp("redis")
+    url = embedded_redis.start(folder)
+    yield url
+    embedded_redis.stop()
+
+
+@pytest.fixture(scope="session", params=_backends())
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def database_url(backend, tmp_path_factory) -> str:
+    if backend == "postgres":
+        return _postgres_url()
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+def app_config(database_url: str, redis_url: str, instance: Path) -> dict:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": redis_url,
+        "WTF_CSRF_ENABLED": False,
+        "BASE_URL": "http://localhost",
+        "SMTP_URL": None,
+        "DEV_MAILBOX": True,
+        "UPLOAD_DIR": str(instance / "uploads"),
+    }
+
+
+@pytest.fixture(scope="session")
+def base_config(database_url, redis_url, tmp_path_factory) -> dict:
+    return app_config(database_url, redis_url, tmp_path_factory.mktemp("instance"))
+
+
+@pytest.fixture(scope="session")
+def _migrated(base_config) -> dict:
+    app = create_app(base_config)
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return base_config
+
+
+def _empty_tables() -> None:
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if db.engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture
+def make_app(_migrated) -> Iterator:
+    """Build an app on the test database with extra config; tables are emptied afterwards."""
+    apps: list[Flask] = []
+
+    def build(**overrides) -> Flask:
+        config = {**_migrated, **overrides}
+        app = create_app(config)
+        app.extensions["test_config"] = config
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            _empty_tables()
+            queues.connection.flushdb()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    """Replaces pytest-flask's client, which keeps each request's context pushed afterwards:
+    a second client's request would then reuse that context and its logged-in user."""
+    return app.test_client()
+
+
+@pytest.fixture(autouse=True)
+def _push_request_context(request) -> Iterator[None]:
+    """Replaces pytest-flask's fixture of this name: test code gets a context of a twin app.
+
+    Flask reuses an app context that is already pushed for the same app, so with pytest-flask's
+    context every request of the test client would share one `g` (and Flask-Login's cached
+    user). A twin app on the same database and Redis keeps each request as separate as in
+    production, while test code still uses db.session and url_for freely.
+    """
+    if "app" not in request.fixturenames:
+        yield
+        return
+    app = request.getfixturevalue("app")
+    twin = create_app(app.extensions["test_config"])
+    ctx = twin.test_request_context()
+    ctx.push()
+    yield
+    db.session.remove()
+    ctx.pop()
+    with twin.app_context():
+        db.engine.dispose()
+
+
+# --- factories ---------------------------------------------------------------------------
+
+
+def _password_hash() -> str:
+    global _PASSWORD_HASH
+    if _PASSWORD_HASH is None:
+        _PASSWORD_HASH = passwords.hash_password(PASSWORD)
+    return _PASSWORD_HASH
+
+
+@pytest.fixture
+def make_user(app):
+    def make(email: str | None = None, name: str = "Test User", password: str = PASSWORD) -> User:
+        email = email or f"user-{new_public_id()[:8]}@example.com"
+        hashed = _password_hash() if password == PASSWORD else passwords.hash_password(password)
+        user = User(email=email, name=name, password_hash=hashed)
+        db.session.add(user)
+        db.session.commit()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_org(app, make_user):
+    def make(name: str = "Acme", owner: User | None = None, slug: str | None = None) -> Org:
+        owner = owner or make_user(name=f"{name} Owner")
+        org = Org(name=name, slug=slug or f"{name.lower()}-{new_public_id()[:6]}")
+        db.session.add(org)
+        db.session.flush()
+        db.session.add(Membership(org_id=org.id, user_id=owner.id, role=Role.OWNER))
+        db.session.commit()
+        return org
+
+    return make
+
+
+@pytest.fixture
+def make_member(app, make_user):
+    def make(org: Org, role: Role = Role.RECRUITER, email: str | None = None) -> User:
+        user = make_user(email=email, name=f"{role.label} of {org.name}")
+        db.session.add(Membership(org_id=org.id, user_id=user.id, role=role))
+        db.session.commit()
+        return user
+
+    return make
+
+
+def owner_of(org: Org) -> User:
+    return next(m.user for m in org.memberships if m.role == Role.OWNER)
+
+
+@pytest.fixture
+def make_opening(app):
+    def make(
+        org: Org, name: str = "Delivery Driver", stages: tuple[str, ...] = ("Applied", "Review")
+    ) -> Opening:
+        opening = Opening(
+            org_id=org.id, name=name, slug=new_public_id()[:10], state=OpeningState.PUBLISHED
+        )
+        db.session.add(opening)
+        db.session.flush()
+        for position, stage_name in enumerate(stages):
+            db.session.add(
+                Stage(org_id=org.id, opening_id=opening.id, name=stage_name, position=position)
+            )
+        db.session.commit()
+        return opening
+
+    return make
+
+
+@pytest.fixture
+def make_applicant(app):
+    def make(opening: Opening, stage: Stage | None = None, name: str = "Ada Okafor") -> Applicant:
+        stage = stage or opening.stages[0]
+        applicant = Applicant(
+            org_id=opening.org_id,
+            opening_id=opening.id,
+            stage_id=stage.id,
+            name=name,
+            email=f"{new_public_id()[:8]}@example.net",
+            rank="i",
+        )
+        db.session.add(applicant)
+        db.session.commit()
+        return applicant
+
+    return make
+
+
+# --- logging in, jobs, mail ---------------------------------------------------------------
+
+
+class Auth:
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, email: str, password: str = PASSWORD, remember: bool = False):
+        data = {"email": email, "password": password}
+        if remember:
+            data["remember"] = "y"
+        return self.client.post("/login", data=data)
+
+    def logout(self):
+        return self.client.post("/logout")
+
+
+@pytest.fixture
+def auth(client) -> Auth:
+    return Auth(client)
+
+
+@pytest.fixture
+def run_jobs(app):
+    """Run every queued RQ job now, in this process, on the real Redis."""
+    from rq import SimpleWorker
+
+    def run() -> int:
+        queue = queues.queue()
+        worker = SimpleWorker([queue], connection=queues.connection)
+        worker.work(burst=True, with_scheduler=False)
+        return len(queue.failed_job_registry)
+
+    return run
+
+
+@dataclass
+class Mailbox:
+    host: str
+    port: int
+    messages: list[Message] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+    def to(self, address: str) -> list[Message]:
+        return [m for m in self.messages if m["To"] == address]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on a free local port, keeping what it receives."""
+    from aiosmtpd.controller import Controller
+
+    box = Mailbox("127.0.0.1", _free_port())
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            box.messages.append(message_from_bytes(envelope.original_content))
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname=box.host, port=box.port)
+    controller.start()
+    yield box
+    controller.stop()
+
+
+@pytest.fixture
+def live_server(make_app, smtp_server) -> Iterator[str]:
+    """The app served by a real threaded HTTP server on a free port; yields its base URL."""
+    from werkzeug.serving import make_server
+
+    app = make_app(SMTP_URL=smtp_server.url)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    app.config["BASE_URL"] = url
+    app.config["LIVE_MAILBOX"] = smtp_server
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield url
+    server.shutdown()
+    thread.join(5)
