@@ -41,9 +41,16 @@ def _announce_when_up(url: str, lines: list[str]) -> None:
     print("The web process did not answer /healthz within 150 s; see its log above.", flush=True)
 
 
+def _shown(folder: Path) -> str:
+    """instance/ when it is the checkout's own, else the full path."""
+    return "instance/" if folder == (ROOT / "instance").resolve() else str(folder)
+
+
 def main() -> int:
-    instance = ROOT / "instance"
-    instance.mkdir(exist_ok=True)
+    # Every process (web, worker, cron) reads INSTANCE_PATH, so they share one instance folder.
+    instance = Path(os.environ.get("INSTANCE_PATH") or ROOT / "instance").resolve()
+    instance.mkdir(parents=True, exist_ok=True)
+    os.environ["INSTANCE_PATH"] = str(instance)
     os.environ.setdefault("PORT", "5000")
     os.environ.setdefault("HOST", "127.0.0.1")
     url = f"http://127.0.0.1:{os.environ['PORT']}"
@@ -69,7 +76,7 @@ def main() -> int:
     lines = [login]
     if os.environ.get("DEV_MAILBOX") == "1":
         lines.append(f"Mail is captured, not sent: read it at {url}/dev/mailbox")
-    lines.append("Ctrl-C stops everything; the data stays in instance/.")
+    lines.append(f"Ctrl-C stops everything; the data stays in {_shown(instance)}.")
 
     procfile = parse_procfile(Path(ROOT / "Procfile").read_text())
     manager = Manager()

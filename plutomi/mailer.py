@@ -38,12 +38,16 @@ def _smtp(url: str) -> smtplib.SMTP:
         )
     elif parts.scheme == "smtp":
         client = smtplib.SMTP(parts.hostname, parts.port or 25, timeout=timeout)
-        if "starttls=1" in parts.query:
-            client.starttls(context=ssl.create_default_context())
     else:
         raise ValueError(f"SMTP_URL must start with smtp:// or smtps://, not {parts.scheme}://")
-    if parts.username:
-        client.login(unquote(parts.username), unquote(parts.password or ""))
+    try:
+        if parts.scheme == "smtp" and "starttls=1" in parts.query:
+            client.starttls(context=ssl.create_default_context())
+        if parts.username:
+            client.login(unquote(parts.username), unquote(parts.password or ""))
+    except BaseException:
+        client.close()  # a refused login or TLS upgrade must not leak the socket on each retry
+        raise
     return client
 
 

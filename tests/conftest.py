@@ -8,8 +8,10 @@ run also tests the migrations from empty. Each test starts from empty tables.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -49,17 +51,34 @@ def _backends() -> list[str]:
     return ["sqlite", "postgres"] if os.environ.get("TEST_DATABASE_URL") else ["sqlite"]
 
 
+# One id per pytest run (shared by its xdist workers), so two runs at once never collide.
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID", uuid.uuid4().hex)[:8]
+
+
+def _admin_engine():
+    base = os.environ["TEST_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
+    return base, create_engine(base, isolation_level="AUTOCOMMIT")
+
+
 def _postgres_url() -> str:
     """A database of this test process's own, made fresh on the server of TEST_DATABASE_URL."""
-    base = os.environ["TEST_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
+    base, admin = _admin_engine()
     parts = urlsplit(base)
-    name = f"{parts.path.lstrip('/') or 'test'}_plutomi_{_worker()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    name = f"{parts.path.lstrip('/') or 'test'}_plutomi_{_RUN}_{_worker()}"
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _drop_postgres(url: str) -> None:
+    _, admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(
+            text(f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}" WITH (FORCE)')
+        )
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -82,10 +101,13 @@ def backend(request) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(backend, tmp_path_factory) -> str:
+def database_url(backend, tmp_path_factory) -> Iterator[str]:
     if backend == "postgres":
-        return _postgres_url()
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        url = _postgres_url()
+        yield url
+        _drop_postgres(url)
+        return
+    yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
 
 
 def app_config(database_url: str, redis_url: str, instance: Path) -> dict:
@@ -303,7 +325,13 @@ def run_jobs(app):
     def run() -> int:
         queue = queues.queue()
         worker = SimpleWorker([queue], connection=queues.connection)
-        worker.work(burst=True, with_scheduler=False)
+        # The worker installs its own SIGINT/SIGTERM handlers; put pytest's back afterwards.
+        saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            worker.work(burst=True, with_scheduler=False)
+        finally:
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)
         return len(queue.failed_job_registry)
 
     return run

@@ -7,6 +7,7 @@ not taken, so a Redis outage at commit time delays work and loses nothing.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import secrets
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app, has_app_context
 from redis.exceptions import RedisError
+from rq.timeouts import JobTimeoutException
 from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -60,6 +62,10 @@ def _hand_off(session: Session) -> None:
 
 @event.listens_for(Session, "after_soft_rollback")
 def _forget(session: Session, previous_transaction) -> None:
+    # A savepoint's rollback must not drop the ids the outer transaction still commits; ids of
+    # the savepoint's own rows may stay in the list, as a claim on them finds nothing.
+    if previous_transaction.nested:
+        return
     session.info.pop("outbox_ids", None)
 
 
@@ -71,10 +77,13 @@ def enqueue(ids: list[int]) -> None:
         queue = queues.queue()
         for start in range(0, len(ids), BATCH):
             batch = sorted(ids[start : start + BATCH])
+            # The digest keeps two different batches with the same ends and size apart: RQ
+            # overwrites a job of the same id, which would drop the first batch's other ids.
+            digest = hashlib.blake2b(repr(batch).encode(), digest_size=6).hexdigest()
             queue.enqueue(
                 "jobs.outbox.deliver",
                 batch,
-                job_id=f"outbox-{batch[0]}-{batch[-1]}-{len(batch)}",
+                job_id=f"outbox-{batch[0]}-{batch[-1]}-{len(batch)}-{digest}",
                 result_ttl=60,
                 failure_ttl=24 * 3600,
             )
@@ -127,10 +136,23 @@ def backoff(attempts: int) -> timedelta:
 def deliver(ids: Iterable[int]) -> dict[str, int]:
     """Claim and carry out a batch; each row ends done, retrying or dead."""
     counts = {"done": 0, "retrying": 0, "dead": 0}
-    for message in claim(ids):
-        token = message.claim_token
+    claimed = claim(ids)
+    if not claimed:
+        return counts
+    # Read the claim once, now: each commit below expires the rows, and a row reloaded later
+    # may carry another worker's token (if our lease ran out), which must not pass for ours.
+    token = claimed[0].claim_token
+    lease_until = min(message.lease_until for message in claimed)
+    for message in claimed:
+        if utcnow() >= lease_until:
+            # The lease ran out mid-batch: another worker may hold the rest by now. Leave them;
+            # they are claimable again, and the sweep hands them out.
+            log.warning("outbox lease ran out mid-batch; %s and later rows left", message.id)
+            break
         try:
             transport = _senders[message.kind](message)
+        except JobTimeoutException:
+            raise  # the job's own time is up: the lease expires and the sweep hands rows out
         except Exception as exc:  # any failure of the side effect is retried, never lost
             log.warning("outbox %s attempt %d failed: %s", message.public_id, message.attempts, exc)
             dead = message.attempts >= message.max_attempts
