@@ -80,7 +80,8 @@ def login():
 
 
 def _throttled(form: LoginForm) -> bool:
-    return any("Too many failed logins" in e for e in form.password.errors + form.form_errors)
+    # Before validation WTForms keeps a field's errors as a tuple, so no `+` with a list.
+    return any("Too many failed logins" in e for e in [*form.password.errors, *form.form_errors])
 
 
 def log_out() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -52,7 +52,14 @@ def register(app: Flask) -> None:
             413: "That upload is larger than allowed.",
         }
         message = exc.description if exc.description != type(exc).description else None
-        return _render(exc.code or 500, message or default.get(exc.code, exc.description or ""))
+        response = make_response(
+            _render(exc.code or 500, message or default.get(exc.code, exc.description or ""))
+        )
+        # Keep the exception's own headers (a 405's Allow, for one), not its content type.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

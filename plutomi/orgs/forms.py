@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, SelectField, StringField
+from wtforms import EmailField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
 from plutomi.models import Role
 
-ROLE_CHOICES = [(r.value, r.label) for r in reversed(Role)]
+# SelectChoice, not (value, label) tuples: WTForms 3.3 deprecates those, 3.4 drops them.
+ROLE_CHOICES = [SelectChoice(r.value, r.label) for r in reversed(Role)]
 
 
 class OrgForm(FlaskForm):

@@ -22,6 +22,9 @@ bp = Blueprint("orgs", __name__)
 @org_required()
 def settings():
     membership = current_membership()
+    if request.method == "POST" and not membership.can(Role.ADMIN):
+        # Before validating: a weaker role gets 403 for any post, not a form of errors.
+        abort(403, f"This needs the {Role.ADMIN.label} role or higher.")
     form = OrgForm(obj=membership.org)
     if request.method == "POST" and form.validate_on_submit():
         try:
@@ -44,7 +47,8 @@ def _members_page(invite_form: InviteForm | None = None, status: int = 200):
         "membership": membership,
         "members": orgs.members(org),
         "invites": orgs.pending_invites(org),
-        "invite_form": invite_form or InviteForm(),
+        # formdata=None: after an invite is sent, the form starts empty, not with its email.
+        "invite_form": invite_form or InviteForm(formdata=None),
         "role_form": RoleForm,
     }
     template = (
@@ -65,13 +69,13 @@ def invite():
     form = InviteForm()
     if form.validate_on_submit():
         try:
-            orgs.invite(current_membership(), form.email.data, Role(form.role.data))
+            row = orgs.invite(current_membership(), form.email.data, Role(form.role.data))
         except ServiceError as exc:
             if exc.status == 403:
                 abort(403, exc.message)
             show_error(form, exc)
         else:
-            flash(f"Invite sent to {form.email.data}.", "success")
+            flash(f"Invite sent to {row.email}.", "success")
             return _after_change()
     return _members_page(form, 422)
 
@@ -192,8 +196,9 @@ def accept(token: str):
                     else Invalid("Log in first.")
                 )
         except ServiceError as exc:
-            error = exc.message
             show_error(signup_form, exc)
+            # The sign-up form shows its own errors; without it, say it once above.
+            error = exc.message if current_user.is_authenticated or existing else None
         else:
             tenancy.forget()
             tenancy.switch_to(invite.org.public_id)

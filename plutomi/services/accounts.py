@@ -12,7 +12,7 @@ from plutomi.models import Org, PasswordReset, User, UserSession, utcnow
 from plutomi.services import orgs, passwords, throttle
 from plutomi.services.errors import Invalid
 from plutomi.services.events import Actor, record
-from plutomi.services.fields import clean_name, normalize_email
+from plutomi.services.fields import clean_name, has_control_characters, normalize_email
 from plutomi.services.mail import queue_email
 from plutomi.services.tokens import hash_token, new_token
 
@@ -21,7 +21,10 @@ REMEMBERED_SESSION_TTL = timedelta(days=30)
 
 
 def find_user(email: str) -> User | None:
-    return db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    email = email.strip().lower()
+    if has_control_characters(email):
+        return None  # no stored email has them, and PostgreSQL refuses NUL even in a query
+    return db.session.scalar(select(User).where(User.email == email))
 
 
 def _new_user(name: str, email: str, password: str) -> User:

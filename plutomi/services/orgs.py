@@ -177,6 +177,24 @@ def _owner_count(org_id: int) -> int:
     )
 
 
+LAST_OWNER = "An org needs at least one owner. Make someone else an owner first."
+
+
+def _lock_owners(org_id: int) -> None:
+    """Serialise changes to an org's owners: two owners demoting each other at the same moment
+    must not leave the org with none. PostgreSQL locks the org row; SQLite has one writer."""
+    db.session.execute(select(Org.id).where(Org.id == org_id).with_for_update())
+
+
+def _commit_keeping_an_owner(org_id: int, field: str) -> None:
+    """Commit, unless the change (seen together with any that committed first) left no owner."""
+    db.session.flush()
+    if _owner_count(org_id) == 0:
+        db.session.rollback()
+        raise Invalid(LAST_OWNER, field)
+    db.session.commit()
+
+
 def _grantable(actor: Membership, role: Role) -> None:
     """Admins manage everyone below owner; only owners make or unmake owners."""
     if role == Role.OWNER and actor.role_enum != Role.OWNER:
@@ -290,11 +308,12 @@ def member_by_user(actor: Membership, user_public_id: str) -> Membership:
 
 def change_role(actor: Membership, user_public_id: str, role: Role) -> Membership:
     require(actor, Role.ADMIN)
+    _lock_owners(actor.org_id)
     target = member_by_user(actor, user_public_id)
     if target.role_enum == Role.OWNER or role == Role.OWNER:
         _grantable(actor, Role.OWNER)
     if target.role_enum == Role.OWNER and role != Role.OWNER and _owner_count(actor.org_id) <= 1:
-        raise Invalid("An org needs at least one owner. Make someone else an owner first.", "role")
+        raise Invalid(LAST_OWNER, "role")
     previous, target.role = target.role, role
     record(
         "member.role_changed",
@@ -304,19 +323,18 @@ def change_role(actor: Membership, user_public_id: str, role: Role) -> Membershi
         role=role,
         previous_role=previous,
     )
-    db.session.commit()
+    _commit_keeping_an_owner(actor.org_id, "role")
     return target
 
 
 def _leave_check(target: Membership) -> None:
     if target.role_enum == Role.OWNER and _owner_count(target.org_id) <= 1:
-        raise Invalid(
-            "An org needs at least one owner. Make someone else an owner first.", "member"
-        )
+        raise Invalid(LAST_OWNER, "member")
 
 
 def remove_member(actor: Membership, user_public_id: str) -> None:
     require(actor, Role.ADMIN)
+    _lock_owners(actor.org_id)
     target = member_by_user(actor, user_public_id)
     if target.role_enum == Role.OWNER:
         _grantable(actor, Role.OWNER)
@@ -325,10 +343,11 @@ def remove_member(actor: Membership, user_public_id: str) -> None:
         "member.removed", actor=Actor.user(actor.user), org_id=actor.org_id, email=target.user.email
     )
     db.session.delete(target)
-    db.session.commit()
+    _commit_keeping_an_owner(actor.org_id, "member")
 
 
 def leave(membership: Membership) -> None:
+    _lock_owners(membership.org_id)
     _leave_check(membership)
     record(
         "member.left",
@@ -336,5 +355,6 @@ def leave(membership: Membership) -> None:
         org_id=membership.org_id,
         email=membership.user.email,
     )
+    org_id = membership.org_id
     db.session.delete(membership)
-    db.session.commit()
+    _commit_keeping_an_owner(org_id, "member")

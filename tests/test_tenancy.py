@@ -1,0 +1,329 @@
+"""The isolation guarantee: nothing of one org reaches a member of another, nor anyone anonymous.
+
+Every rule of the URL map is walked, so a route added later is checked without being listed
+here; a route with a URL variable this file cannot fill makes the walk fail until it can.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import func, select
+
+from plutomi.config import from_environment
+from plutomi.extensions import db
+from plutomi.models import (
+    Applicant,
+    Invite,
+    Membership,
+    Opening,
+    Org,
+    OutboxMessage,
+    Role,
+    Stage,
+    User,
+)
+from plutomi.services import accounts, orgs
+from tests.conftest import Auth, owner_of
+
+# Every string of org A's data carries this marker, so a leak is found wherever it shows up.
+SECRET = "a-secret"
+PUBLIC_ID = re.compile(r"[a-z0-9]{16}")
+
+# Reachable without logging in; every other rule must send an anonymous visitor to /login.
+PUBLIC_ENDPOINTS = {
+    "main.index",
+    "main.healthz",
+    "auth.signup",
+    "auth.login",
+    "auth.logout",
+    "auth.forgot",
+    "auth.reset",
+    "orgs.accept",
+    "orgs.logout_for_invite",
+    "dev.mailbox",
+    "dev.message",
+}
+# Routes that are 404 for everyone unless DEV_MAILBOX is set (it is not set here).
+DEV_ENDPOINTS = {"dev.mailbox", "dev.message"}
+
+
+@pytest.fixture
+def app(make_app):
+    """As deployed: without the dev mailbox, which shows every captured email to anyone."""
+    return make_app(DEV_MAILBOX=False)
+
+
+@dataclass
+class World:
+    a: Org
+    b: Org
+    b_owner: User
+    # URL variable name -> (value, whether it names a row of org A)
+    variables: dict[str, tuple[str, bool]]
+    a_strings: list[str]
+    b_opening: Opening
+
+
+@pytest.fixture
+def world(make_user, make_org, make_member, make_opening, make_applicant) -> World:
+    a_owner = make_user(email="zz-owner-a-secret@example.com", name="ZZ-OWNER-A-SECRET")
+    a = make_org("ZZ-ORG-A-SECRET", owner=a_owner, slug="zz-org-a-secret")
+    a_admin = make_member(a, Role.ADMIN, email="zz-admin-a-secret@example.com")
+    a_admin.name = "ZZ-ADMIN-A-SECRET"
+    a_viewer = make_member(a, Role.VIEWER, email="zz-viewer-a-secret@example.com")
+    a_viewer.name = "ZZ-VIEWER-A-SECRET"
+    db.session.commit()
+    opening = make_opening(
+        a, name="ZZ-OPENING-A-SECRET", stages=("ZZ-STAGE-1-A-SECRET", "ZZ-STAGE-2-A-SECRET")
+    )
+    applicants = [
+        make_applicant(opening, stage, name=f"ZZ-APPLICANT-{n}-A-SECRET")
+        for n, stage in enumerate(opening.stages)
+    ]
+    owner_membership = db.session.scalar(
+        select(Membership).where(Membership.org_id == a.id, Membership.user_id == a_owner.id)
+    )
+    invite = orgs.invite(owner_membership, "zz-invitee-a-secret@example.com", Role.RECRUITER)
+    accounts.request_password_reset(a_owner.email)
+    message = db.session.scalar(select(OutboxMessage).where(OutboxMessage.org_id == a.id))
+    assert message is not None and SECRET in message.payload["text"].lower()
+
+    b_owner = make_user(email="owner-b@example.com", name="Bee Owner")
+    b = make_org("Bee Org", owner=b_owner)
+    b_opening = make_opening(b, name="Bee Opening")
+    make_applicant(b_opening, name="Bee Applicant")
+
+    variables = {
+        "opening_id": (opening.public_id, True),
+        "stage_id": (opening.stages[0].public_id, True),
+        "applicant_id": (applicants[0].public_id, True),
+        "user_id": (a_viewer.public_id, True),
+        "invite_id": (invite.public_id, True),
+        "message_id": (message.public_id, True),
+        # Tokens are not ids: a made-up one must name nothing.
+        "token": ("made-up-token-" + "x" * 29, False),
+    }
+    # What would betray org A besides the marker: its applicants' random emails.
+    a_strings = [SECRET, *(applicant.email.lower() for applicant in applicants)]
+    return World(a, b, b_owner, variables, a_strings, b_opening)
+
+
+def _rules(app):
+    return sorted(
+        (r for r in app.url_map.iter_rules() if r.endpoint != "static"), key=lambda r: r.rule
+    )
+
+
+def _snapshot(org: Org) -> dict:
+    """Everything of org A that a request of someone else could change."""
+    db.session.expire_all()
+
+    def count(model) -> int:
+        return db.session.scalar(
+            select(func.count()).select_from(model).where(model.org_id == org.id)
+        )
+
+    members = db.session.execute(
+        select(User.public_id, User.name, User.email, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.org_id == org.id)
+        .order_by(User.public_id)
+    ).all()
+    invites = db.session.execute(
+        select(Invite.public_id, Invite.email, Invite.role, Invite.revoked_at, Invite.accepted_at)
+        .where(Invite.org_id == org.id)
+        .order_by(Invite.public_id)
+    ).all()
+    row = db.session.execute(select(Org.name, Org.slug).where(Org.id == org.id)).one()
+    return {
+        "org": tuple(row),
+        "counts": {m.__name__: count(m) for m in (Membership, Invite, Opening, Stage, Applicant)},
+        "outbox": db.session.scalar(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.org_id == org.id)
+        ),
+        "members": [tuple(m) for m in members],
+        "invites": [tuple(i) for i in invites],
+        "applicants": sorted(
+            tuple(a)
+            for a in db.session.execute(
+                select(Applicant.name, Applicant.stage_id).where(Applicant.org_id == org.id)
+            )
+        ),
+    }
+
+
+def _requests(app, world: World):
+    """(rule, method, url, names_a_row) for every rule and each of its methods."""
+    for rule in _rules(app):
+        values = {name: world.variables[name][0] for name in rule.arguments}
+        names_a_row = any(world.variables[name][1] for name in rule.arguments)
+        url = rule.build(values, append_unknown=False)[1]
+        for method in sorted(rule.methods & {"GET", "POST"}):
+            yield rule, method, url, names_a_row
+
+
+def _send(client, method: str, url: str, htmx: bool, world: World):
+    headers = {"HX-Request": "true"} if htmx else {}
+    # Form fields that routes take, pointing at org A where they can name something.
+    data = {"org": world.a.public_id, "role": Role.VIEWER.value} if method == "POST" else None
+    return client.open(url, method=method, data=data, headers=headers)
+
+
+def _assert_no_leak(response, world: World, what: str) -> None:
+    assert response.status_code != 500, what
+    body = response.get_data(as_text=True).lower()
+    headers = "\n".join(f"{k}: {v}" for k, v in response.headers.items()).lower()
+    for secret in world.a_strings:
+        assert secret not in body, f"{what}: org A's data in the body"
+        assert secret not in headers, f"{what}: org A's data in a header"
+
+
+def test_every_url_variable_can_be_filled(app, world):
+    """A new route whose URL names something this file cannot fill fails here first."""
+    unknown = {
+        (rule.rule, name)
+        for rule in _rules(app)
+        for name in rule.arguments
+        if name not in world.variables
+    }
+    assert not unknown, f"add these URL variables to the tenancy walk: {sorted(unknown)}"
+
+
+def test_a_member_of_another_org_sees_nothing_of_org_a(app, world):
+    before = _snapshot(world.a)
+    seen = 0
+    for rule, method, url, names_a_row in _requests(app, world):
+        for htmx in (False, True):
+            client = app.test_client()
+            assert Auth(client).login(world.b_owner.email).status_code == 302
+            what = f"{method} {url} (htmx={htmx}) as B's owner"
+            response = _send(client, method, url, htmx, world)
+            _assert_no_leak(response, world, what)
+            if names_a_row or rule.endpoint in DEV_ENDPOINTS:
+                if rule.endpoint == "orgs.logout_for_invite":
+                    # Logs out and goes back to the invite page, which is a 404 for the token.
+                    assert response.status_code == 302, what
+                    follow = client.get(response.headers["Location"])
+                    assert follow.status_code == 404, what
+                    _assert_no_leak(follow, world, what)
+                else:
+                    assert response.status_code == 404, what
+            seen += 1
+    assert seen > 20
+    assert _snapshot(world.a) == before
+
+
+def test_switching_to_another_org_is_a_404(app, world):
+    client = app.test_client()
+    Auth(client).login(world.b_owner.email)
+    for htmx in (False, True):
+        headers = {"HX-Request": "true"} if htmx else {}
+        response = client.post("/orgs/switch", data={"org": world.a.public_id}, headers=headers)
+        assert response.status_code == 404
+        _assert_no_leak(response, world, "switch to A")
+    # Still in B afterwards, seeing B's openings only.
+    page = client.get("/openings")
+    assert page.status_code == 200
+    assert "Bee Opening" in page.text
+    _assert_no_leak(page, world, "openings after the switch")
+
+
+def test_anonymous_visitors_are_sent_to_login_and_see_nothing(app, world):
+    before = _snapshot(world.a)
+    for rule, method, url, names_a_row in _requests(app, world):
+        for htmx in (False, True):
+            client = app.test_client()
+            what = f"{method} {url} (htmx={htmx}) anonymous"
+            response = _send(client, method, url, htmx, world)
+            _assert_no_leak(response, world, what)
+            if rule.endpoint in DEV_ENDPOINTS:
+                assert response.status_code == 404, what
+            elif rule.endpoint not in PUBLIC_ENDPOINTS:
+                if htmx:
+                    assert response.status_code == 204, what
+                    location = response.headers["HX-Redirect"]
+                else:
+                    assert response.status_code == 302, what
+                    location = response.headers["Location"]
+                assert urlsplit(location).path == "/login", what
+            elif names_a_row:
+                assert response.status_code == 404, what
+    assert _snapshot(world.a) == before
+
+
+def test_the_walk_covers_the_public_endpoints_that_exist(app):
+    """PUBLIC_ENDPOINTS names only real endpoints, so a renamed one is not silently public."""
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert endpoints >= PUBLIC_ENDPOINTS
+
+
+def test_the_dev_mailbox_is_off_unless_asked_for(tmp_path, monkeypatch):
+    monkeypatch.delenv("DEV_MAILBOX", raising=False)
+    assert from_environment(tmp_path)["DEV_MAILBOX"] is False
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "x",
+        "not-a-token",
+        "a" * 500,
+        "ünïcødé-tøkén",
+        "%00",
+        "..%5C..%5Cetc%5Cpasswd",
+        "' OR 1=1 --",
+        "IxQ4C7wW7rT0ZWmH2rPnbq6zSc4nxRSMWt2Ls2Xwq6M",
+    ],
+)
+def test_made_up_tokens_get_a_clear_404(client, world, token):
+    users = db.session.scalar(select(func.count()).select_from(User))
+    for path, message in (
+        (f"/invites/{token}", "This invite link is not valid"),
+        (f"/password/reset/{token}", "This reset link is not valid"),
+    ):
+        for method in ("GET", "POST"):
+            response = client.open(path, method=method, data={"name": "X", "password": "y" * 12})
+            assert response.status_code == 404, (method, path)
+            assert message in response.text, (method, path)
+            _assert_no_leak(response, world, path)
+    assert db.session.scalar(select(func.count()).select_from(User)) == users
+
+
+def test_public_ids_are_sixteen_random_characters(app, world, make_member):
+    b_member = make_member(world.b, Role.RECRUITER)
+    ids: list[str] = []
+    for model in (Org, User, Opening, Stage, Applicant, Invite, OutboxMessage):
+        ids.extend(db.session.scalars(select(model.public_id).order_by(model.id)))
+    assert len(ids) > 15
+    assert len(set(ids)) == len(ids)
+    for public_id in ids:
+        assert PUBLIC_ID.fullmatch(public_id), public_id
+        assert not public_id.isdigit(), public_id
+    # Not sequential: rows made one after another share no prefix worth a guess.
+    assert len({public_id[:6] for public_id in ids}) == len(ids)
+
+    # And they are what the pages put in URLs, never the integer keys.
+    client = app.test_client()
+    Auth(client).login(world.b_owner.email)
+    pages = client.get("/openings").text + client.get("/settings/members").text
+    in_urls = re.findall(r'(?:/openings|/settings/members|/settings/invites)/([^/"?#]+)', pages)
+    assert world.b_opening.public_id in in_urls
+    assert b_member.public_id in in_urls
+    for value in in_urls:
+        assert PUBLIC_ID.fullmatch(value), value
+
+
+def test_a_members_own_pages_show_their_org(app, world):
+    """The walk is not vacuous: the same pages do show an org's data to its own members."""
+    client = app.test_client()
+    owner = owner_of(world.a)
+    Auth(client).login(owner.email)
+    opening = db.session.scalar(select(Opening).where(Opening.org_id == world.a.id))
+    for url in ("/openings", f"/openings/{opening.public_id}", "/settings/members", "/settings"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert SECRET in response.text.lower(), url
