@@ -339,6 +339,15 @@ def test_a_user_logged_in_with_another_email_is_told_and_nothing_happens(app, ma
     assert browser.get("/openings").status_code == 302
 
 
+def test_not_you_on_a_dead_invite_link_logs_nobody_out(client, auth, make_org):
+    org = make_org()
+    auth.login(owner_of(org).email)
+    response = client.post("/invites/not-a-real-token/logout")
+    assert response.status_code == 404
+    assert "not valid" in response.text
+    assert client.get("/openings").status_code == 200
+
+
 def test_an_invite_link_works_once(app, make_org):
     org = make_org("Acme")
     link = invited(app, org, "once@example.com")

@@ -218,5 +218,9 @@ def accept(token: str):
 @bp.post("/invites/<token>/logout")
 def logout_for_invite(token: str):
     """'Not you?': log out and come back to the invite as the right person."""
+    try:
+        orgs.find_invite(token)  # a dead link logs nobody out
+    except Invalid as exc:
+        return render_template("orgs/invite_invalid.html", message=exc.message), 404
     log_out()
     return redirect(url_for("orgs.accept", token=token))

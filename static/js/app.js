@@ -15,6 +15,14 @@
     });
   });
 
+  // After a refused form, put the cursor in the first field that needs fixing.
+  function focusFirstError(root) {
+    var field = (root || document).querySelector("[aria-invalid=true]");
+    if (field) field.focus();
+  }
+  document.addEventListener("DOMContentLoaded", function () { focusFirstError(document); });
+  document.body.addEventListener("htmx:afterSettle", function (event) { focusFirstError(event.detail.elt); });
+
   // A network failure gets a message instead of a silently dead button.
   document.body.addEventListener("htmx:sendError", function () {
     var box = document.getElementById("flashes");
