@@ -9,16 +9,21 @@ from plutomi.models.accounts import (
     User,
     UserSession,
 )
-from plutomi.models.applicants import Applicant
+from plutomi.models.applicants import Applicant, ApplicantStatus
 from plutomi.models.base import new_public_id, utcnow
 from plutomi.models.events import Event
 from plutomi.models.openings import Opening, OpeningState, Stage
 from plutomi.models.outbox import OutboxMessage, OutboxState
+from plutomi.models.portal import MagicLink, Upload
+from plutomi.models.questions import Answer, Question, QuestionType
 
 __all__ = [
+    "Answer",
     "Applicant",
+    "ApplicantStatus",
     "Event",
     "Invite",
+    "MagicLink",
     "Membership",
     "Opening",
     "OpeningState",
@@ -26,8 +31,11 @@ __all__ = [
     "OutboxMessage",
     "OutboxState",
     "PasswordReset",
+    "Question",
+    "QuestionType",
     "Role",
     "Stage",
+    "Upload",
     "User",
     "UserSession",
     "new_public_id",

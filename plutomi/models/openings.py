@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from plutomi.extensions import db
-from plutomi.models.base import CreatedAtMixin, PublicIdMixin
+from plutomi.models.base import CreatedAtMixin, PublicIdMixin, UTCDateTime
 
 
 class OpeningState(StrEnum):
@@ -27,6 +28,8 @@ class Opening(PublicIdMixin, CreatedAtMixin, db.Model):
     slug: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text, default="")
     state: Mapped[str] = mapped_column(String(16), default=OpeningState.DRAFT)
+    # Archived openings leave the lists but keep their applicants and history.
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     stages: Mapped[list[Stage]] = relationship(
         back_populates="opening", order_by="Stage.position", passive_deletes=True
