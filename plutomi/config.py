@@ -33,6 +33,18 @@ def _secret_key(instance_path: Path) -> str:
     return path.read_text().strip()
 
 
+# Room in a request for the form's other fields and the multipart framing around one file.
+REQUEST_MARGIN_MB = 1
+
+
+def max_content_length(max_upload_mb: float) -> int:
+    """The largest request body (MAX_CONTENT_LENGTH): one file of MAX_UPLOAD_MB plus a margin.
+    A larger request is refused with 413 before any of it is parsed; the upload service checks
+    each file's own size. One file per request: a form that sends several at once must upload
+    them one by one (or this limit must grow)."""
+    return int((max_upload_mb + REQUEST_MARGIN_MB) * 1024 * 1024)
+
+
 def from_environment(instance_path: Path) -> dict:
     """The app's configuration; every key can be overridden by create_app(config=...)."""
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance_path / 'plutomi.db'}"
@@ -68,4 +80,6 @@ def from_environment(instance_path: Path) -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "INVITE_TTL": timedelta(days=7),
         "PASSWORD_RESET_TTL": timedelta(hours=1),
+        # How long an applicant's emailed link to their application keeps working.
+        "APPLICANT_LINK_TTL": timedelta(days=30),
     }
