@@ -1,24 +1,84 @@
-"""Openings of the current org."""
+"""Openings of the current org: the list, the overview, and the editor of stages and questions.
+
+Every write calls one function of plutomi.services.openings. An htmx request gets the section
+it changed (partials start with "_"), re-rendered with any error next to its field and a 422;
+a plain form post gets a redirect back to the page, or the whole page with the error.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from plutomi import tenancy
-from plutomi.models import Opening
+from plutomi import markdown, tenancy
+from plutomi.extensions import db
+from plutomi.forms import show_error
+from plutomi.htmx import redirect_to
+from plutomi.models import Opening, Role
+from plutomi.openings.forms import CloneForm, NewOpeningForm, OpeningForm, QuestionForm, StageForm
 from plutomi.services import openings
-from plutomi.tenancy import org_required
+from plutomi.services.errors import ServiceError
+from plutomi.tenancy import current_membership, org_required
 
 bp = Blueprint("openings", __name__)
+bp.add_app_template_filter(markdown.render, "markdown")
+
+RECRUITER = Role.RECRUITER
+
+
+def _partial_wanted() -> bool:
+    return bool(request.htmx) and not request.htmx.boosted
+
+
+def _call(action, *args):
+    """Run a service function as the current member: (result, None) or (None, the error).
+    403 and 404 end the request; a refused input comes back to be shown next to its field."""
+    try:
+        return action(current_membership(), *args), None
+    except ServiceError as exc:
+        db.session.rollback()  # nothing half-done is left for the page to flush
+        if exc.status in (403, 404):
+            abort(exc.status, exc.message)
+        return None, exc
+
+
+# --- the list ------------------------------------------------------------------------------
+
+
+def _index_page(form: NewOpeningForm | None = None, status: int = 200):
+    org = tenancy.current_org()
+    show_archived = request.args.get("archived") == "1"
+    rows = openings.summaries(org, archived=show_archived)
+    current = rows if not show_archived else openings.summaries(org)
+    return render_template(
+        "openings/index.html",
+        rows=rows,
+        state_counts=openings.state_counts(current),
+        archived_count=openings.archived_count(org),
+        show_archived=show_archived,
+        form=form or NewOpeningForm(formdata=None),
+    ), status
 
 
 @bp.get("/openings")
 @org_required()
 def index():
-    rows = openings.summaries(tenancy.current_org())
-    return render_template(
-        "openings/index.html", rows=rows, state_counts=openings.state_counts(rows)
-    )
+    return _index_page()
+
+
+@bp.post("/openings")
+@org_required(RECRUITER)
+def create():
+    form = NewOpeningForm()
+    if form.validate_on_submit():
+        opening, error = _call(openings.create_opening, form.name.data)
+        if error is None:
+            flash(f"{opening.name} is ready as a draft. Add its stages.", "success")
+            return redirect_to(url_for("openings.edit", opening_id=opening.public_id))
+        show_error(form, error)
+    return _index_page(form, 422)
+
+
+# --- the overview --------------------------------------------------------------------------
 
 
 @bp.get("/openings/<opening_id>")
@@ -26,5 +86,275 @@ def index():
 def show(opening_id: str):
     opening = tenancy.get_or_404(Opening, opening_id)
     return render_template(
-        "openings/show.html", opening=opening, counts=openings.stage_counts(opening)
+        "openings/show.html",
+        opening=opening,
+        stages=openings.stages_of(opening),
+        counts=openings.stage_counts(opening),
+        questions=openings.questions_by_stage(opening),
+        membership=current_membership(),
     )
+
+
+# --- the editor ----------------------------------------------------------------------------
+
+
+def _opening(opening_id: str) -> Opening:
+    return tenancy.get_or_404(Opening, opening_id)
+
+
+def _editor(opening: Opening, section: str | None = None, status: int = 200, **extra):
+    """The editor page, or for htmx the one section (`opening` or `stages`) that changed."""
+    context = {
+        "opening": opening,
+        "stages": openings.stages_of(opening),
+        "questions": openings.questions_by_stage(opening),
+        "counts": openings.stage_counts(opening),
+        "opening_form": extra.pop("opening_form", None) or OpeningForm(obj=opening, formdata=None),
+        "clone_form": extra.pop("clone_form", None)
+        or CloneForm(formdata=None, clone_name=f"{opening.name} (copy)"),
+        "stage_form": extra.pop("stage_form", None) or StageForm(formdata=None),
+        "stage_errors": {},
+        "stages_error": None,
+        "question_form": None,
+        "question_for": None,
+        **extra,
+    }
+    template = (
+        f"openings/_{section}.html" if section and _partial_wanted() else "openings/edit.html"
+    )
+    return render_template(template, **context), status
+
+
+def _done(opening: Opening, section: str, message: str | None = None, anchor: str = ""):
+    if message:
+        flash(message, "success")
+    if _partial_wanted():
+        return _editor(opening, section)
+    return redirect(url_for("openings.edit", opening_id=opening.public_id) + anchor)
+
+
+@bp.route("/openings/<opening_id>/edit", methods=["GET", "POST"])
+@org_required(RECRUITER)
+def edit(opening_id: str):
+    opening = _opening(opening_id)
+    if request.method == "GET":
+        return _editor(opening)
+    form = OpeningForm()
+    if form.validate_on_submit():
+        _, error = _call(
+            openings.update_opening,
+            opening.public_id,
+            form.name.data,
+            form.slug.data,
+            form.description.data or "",
+        )
+        if error is None:
+            return _done(opening, "opening", "Opening saved.")
+        show_error(form, error)
+    return _editor(opening, "opening", 422, opening_form=form)
+
+
+def _state_action(opening_id: str, action, message: str):
+    opening = _opening(opening_id)
+    _, error = _call(action, opening.public_id)
+    if error is not None:
+        form = OpeningForm(obj=opening, formdata=None)
+        form.form_errors.append(error.message)
+        return _editor(opening, "opening", 422, opening_form=form)
+    return _done(opening, "opening", message)
+
+
+@bp.post("/openings/<opening_id>/publish")
+@org_required(RECRUITER)
+def publish(opening_id: str):
+    return _state_action(opening_id, openings.publish, "Published: the opening takes applicants.")
+
+
+@bp.post("/openings/<opening_id>/close")
+@org_required(RECRUITER)
+def close(opening_id: str):
+    return _state_action(opening_id, openings.close, "Closed: no new applicants.")
+
+
+@bp.post("/openings/<opening_id>/reopen")
+@org_required(RECRUITER)
+def reopen(opening_id: str):
+    return _state_action(opening_id, openings.reopen, "Reopened: the opening takes applicants.")
+
+
+@bp.post("/openings/<opening_id>/archive")
+@org_required(RECRUITER)
+def archive(opening_id: str):
+    return _state_action(opening_id, openings.archive, "Archived: hidden from the list.")
+
+
+@bp.post("/openings/<opening_id>/unarchive")
+@org_required(RECRUITER)
+def unarchive(opening_id: str):
+    return _state_action(opening_id, openings.unarchive, "Back in the list.")
+
+
+@bp.post("/openings/<opening_id>/clone")
+@org_required(RECRUITER)
+def clone(opening_id: str):
+    opening = _opening(opening_id)
+    form = CloneForm()
+    if form.validate_on_submit():
+        copy, error = _call(openings.clone, opening.public_id, form.clone_name.data)
+        if error is None:
+            flash(f"{copy.name} is a draft copy of {opening.name}.", "success")
+            return redirect_to(url_for("openings.edit", opening_id=copy.public_id))
+        error.field = "clone_name" if error.field == "name" else error.field
+        show_error(form, error)
+    return _editor(opening, "opening", 422, clone_form=form)
+
+
+# --- stages --------------------------------------------------------------------------------
+
+
+def _order(name: str) -> list[str]:
+    """The new order: repeated fields (forms, tests) or one comma-separated `order` (the drag)."""
+    if "order" in request.form:
+        return [part for part in request.form["order"].split(",") if part]
+    return request.form.getlist(name)
+
+
+def _stage_failed(opening: Opening, stage_id: str, error: ServiceError):
+    return _editor(opening, "stages", 422, stage_errors={stage_id: error})
+
+
+@bp.post("/openings/<opening_id>/stages")
+@org_required(RECRUITER)
+def add_stage(opening_id: str):
+    opening = _opening(opening_id)
+    form = StageForm()
+    if form.validate_on_submit():
+        stage, error = _call(openings.add_stage, opening.public_id, form.stage_name.data)
+        if error is None:
+            return _done(
+                opening, "stages", f"Stage {stage.name} added.", f"#stage-{stage.public_id}"
+            )
+        error.field = "stage_name" if error.field == "name" else error.field
+        show_error(form, error)
+    return _editor(opening, "stages", 422, stage_form=form)
+
+
+@bp.post("/openings/<opening_id>/stages/order")
+@org_required(RECRUITER)
+def reorder_stages(opening_id: str):
+    opening = _opening(opening_id)
+    _, error = _call(openings.reorder_stages, opening.public_id, _order("stage"))
+    if error is not None:
+        return _editor(opening, "stages", 422, stages_error=error.message)
+    return _done(opening, "stages")
+
+
+@bp.post("/openings/<opening_id>/stages/<stage_id>/move")
+@org_required(RECRUITER)
+def move_stage(opening_id: str, stage_id: str):
+    opening = _opening(opening_id)
+    direction = request.form.get("direction", "")
+    _, error = _call(openings.move_stage, opening.public_id, stage_id, direction)
+    if error is not None:
+        return _stage_failed(opening, stage_id, error)
+    return _done(opening, "stages", anchor=f"#stage-{stage_id}")
+
+
+@bp.post("/openings/<opening_id>/stages/<stage_id>/rename")
+@org_required(RECRUITER)
+def rename_stage(opening_id: str, stage_id: str):
+    opening = _opening(opening_id)
+    _, error = _call(
+        openings.rename_stage, opening.public_id, stage_id, request.form.get("name", "")
+    )
+    if error is not None:
+        return _stage_failed(opening, stage_id, error)
+    return _done(opening, "stages", "Stage renamed.", f"#stage-{stage_id}")
+
+
+@bp.post("/openings/<opening_id>/stages/<stage_id>/delete")
+@org_required(RECRUITER)
+def delete_stage(opening_id: str, stage_id: str):
+    opening = _opening(opening_id)
+    move_to = request.form.get("move_to") or None
+    moved, error = _call(openings.delete_stage, opening.public_id, stage_id, move_to)
+    if error is not None:
+        return _stage_failed(opening, stage_id, error)
+    message = "Stage deleted." + (
+        f" {moved} applicant{'s' if moved != 1 else ''} moved." if moved else ""
+    )
+    return _done(opening, "stages", message, "#stages")
+
+
+# --- questions -----------------------------------------------------------------------------
+
+
+def _question_form_page(opening: Opening, form: QuestionForm, target: tuple, status: int = 200):
+    return _editor(opening, "stages", status, question_form=form, question_for=target)
+
+
+@bp.route("/openings/<opening_id>/stages/<stage_id>/questions", methods=["GET", "POST"])
+@org_required(RECRUITER)
+def add_question(opening_id: str, stage_id: str):
+    opening = _opening(opening_id)
+    stage, _ = _call(lambda _m: openings.get_stage(opening, stage_id))
+    if request.method == "GET":
+        return _question_form_page(opening, QuestionForm(formdata=None), ("new", stage.public_id))
+    form = QuestionForm()
+    if form.validate_on_submit():
+        _, error = _call(openings.add_question, opening.public_id, stage.public_id, form.to_input())
+        if error is None:
+            return _done(
+                opening, "stages", f"Question added to {stage.name}.", f"#stage-{stage.public_id}"
+            )
+        show_error(form, error)
+    return _question_form_page(opening, form, ("new", stage.public_id), 422)
+
+
+@bp.route("/openings/<opening_id>/questions/<question_id>/edit", methods=["GET", "POST"])
+@org_required(RECRUITER)
+def edit_question(opening_id: str, question_id: str):
+    opening = _opening(opening_id)
+    question, _ = _call(lambda _m: openings.get_question(opening, question_id))
+    if request.method == "GET":
+        form = QuestionForm(formdata=None)
+        form.fill(question)
+        return _question_form_page(opening, form, ("edit", question.public_id))
+    form = QuestionForm()
+    if form.validate_on_submit():
+        _, error = _call(openings.update_question, opening.public_id, question_id, form.to_input())
+        if error is None:
+            return _done(opening, "stages", "Question saved.", f"#question-{question_id}")
+        show_error(form, error)
+    return _question_form_page(opening, form, ("edit", question.public_id), 422)
+
+
+@bp.post("/openings/<opening_id>/questions/<question_id>/delete")
+@org_required(RECRUITER)
+def delete_question(opening_id: str, question_id: str):
+    opening = _opening(opening_id)
+    archived, _ = _call(openings.delete_question, opening.public_id, question_id)
+    message = "Question archived: it keeps its answers." if archived else "Question deleted."
+    return _done(opening, "stages", message)
+
+
+@bp.post("/openings/<opening_id>/questions/<question_id>/move")
+@org_required(RECRUITER)
+def move_question(opening_id: str, question_id: str):
+    opening = _opening(opening_id)
+    direction = request.form.get("direction", "")
+    _, error = _call(openings.move_question, opening.public_id, question_id, direction)
+    if error is not None:
+        return _editor(opening, "stages", 422, stages_error=error.message)
+    return _done(opening, "stages", anchor=f"#question-{question_id}")
+
+
+@bp.post("/openings/<opening_id>/stages/<stage_id>/questions/order")
+@org_required(RECRUITER)
+def reorder_questions(opening_id: str, stage_id: str):
+    opening = _opening(opening_id)
+    ids = _order("question")
+    _, error = _call(openings.reorder_questions, opening.public_id, stage_id, ids)
+    if error is not None:
+        return _stage_failed(opening, stage_id, error)
+    return _done(opening, "stages")

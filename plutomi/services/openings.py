@@ -1,13 +1,32 @@
-"""Openings and stages: reads for the pages, and the writes the demo and later the editor use."""
+"""Openings, their stages and questions: reads for the pages, and every write of the editor."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import re
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
 from plutomi.extensions import db
-from plutomi.models import Applicant, Opening, OpeningState, Org, Stage
+from plutomi.models import (
+    Answer,
+    Applicant,
+    Membership,
+    Opening,
+    OpeningState,
+    Org,
+    Question,
+    QuestionType,
+    Role,
+    Stage,
+    utcnow,
+)
+from plutomi.ranks import between
+from plutomi.services.errors import Invalid, NotFound
+from plutomi.services.events import Actor, record
+from plutomi.services.fields import CONTROL_CHARACTER, clean_name, has_control_characters
+from plutomi.services.orgs import require, slugify
 
 
 @dataclass(frozen=True)
@@ -17,11 +36,17 @@ class OpeningSummary:
     stages: int
 
 
-def summaries(org: Org) -> list[OpeningSummary]:
-    """Every opening of the org with its counts, in two grouped queries."""
+def summaries(org: Org, archived: bool = False) -> list[OpeningSummary]:
+    """The org's openings (archived ones, or the others) with their counts, in two grouped
+    queries."""
     openings = list(
         db.session.scalars(
-            select(Opening).where(Opening.org_id == org.id).order_by(Opening.created_at.desc())
+            select(Opening)
+            .where(
+                Opening.org_id == org.id,
+                Opening.archived_at.is_not(None) if archived else Opening.archived_at.is_(None),
+            )
+            .order_by(Opening.created_at.desc())
         )
     )
     applicants = dict(
@@ -67,4 +92,701 @@ def first_applicants(stage: Stage, limit: int = 5) -> list[Applicant]:
             .order_by(Applicant.rank)
             .limit(limit)
         )
+    )
+
+
+# --- the editor's writes -----------------------------------------------------------------
+# Every function below checks the actor's role, finds each id inside the actor's org (and the
+# opening it names), changes rows, records events and commits once.
+
+OPENING_SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MAX_OPTIONS = 200
+TEXT_LIMIT = 100_000
+
+
+def _actor(actor: Membership) -> Actor:
+    return Actor.user(actor.user)
+
+
+def get_opening(actor: Membership, opening_id: str) -> Opening:
+    opening = db.session.scalar(
+        select(Opening).where(Opening.org_id == actor.org_id, Opening.public_id == opening_id)
+    )
+    if opening is None:
+        raise NotFound("No such opening.")
+    return opening
+
+
+def get_stage(opening: Opening, stage_id: str) -> Stage:
+    stage = db.session.scalar(
+        select(Stage).where(
+            Stage.org_id == opening.org_id,
+            Stage.opening_id == opening.id,
+            Stage.public_id == stage_id,
+        )
+    )
+    if stage is None:
+        raise NotFound("No such stage in this opening.")
+    return stage
+
+
+def get_question(opening: Opening, question_id: str) -> Question:
+    question = db.session.scalar(
+        select(Question).where(
+            Question.org_id == opening.org_id,
+            Question.opening_id == opening.id,
+            Question.public_id == question_id,
+            Question.archived_at.is_(None),
+        )
+    )
+    if question is None:
+        raise NotFound("No such question in this opening.")
+    return question
+
+
+def _editable(actor: Membership, opening_id: str) -> Opening:
+    require(actor, Role.RECRUITER)
+    return get_opening(actor, opening_id)
+
+
+def stages_of(opening: Opening) -> list[Stage]:
+    return list(
+        db.session.scalars(
+            select(Stage).where(Stage.opening_id == opening.id).order_by(Stage.position, Stage.id)
+        )
+    )
+
+
+def questions_by_stage(opening: Opening) -> dict[int, list[Question]]:
+    """The live (not archived) questions of every stage, in order, in one query."""
+    grouped: dict[int, list[Question]] = {}
+    for question in db.session.scalars(
+        select(Question)
+        .where(Question.opening_id == opening.id, Question.archived_at.is_(None))
+        .order_by(Question.stage_id, Question.position, Question.id)
+    ):
+        grouped.setdefault(question.stage_id, []).append(question)
+    return grouped
+
+
+def _questions_of(stage: Stage) -> list[Question]:
+    return list(
+        db.session.scalars(
+            select(Question)
+            .where(Question.stage_id == stage.id, Question.archived_at.is_(None))
+            .order_by(Question.position, Question.id)
+        )
+    )
+
+
+def _has_answers(question: Question) -> bool:
+    return (
+        db.session.scalar(select(Answer.id).where(Answer.question_id == question.id).limit(1))
+        is not None
+    )
+
+
+# --- openings ------------------------------------------------------------------------------
+
+
+def _opening_slug_taken(org_id: int, slug: str, opening: Opening | None = None) -> bool:
+    taken = db.session.scalar(
+        select(Opening.id).where(Opening.org_id == org_id, Opening.slug == slug)
+    )
+    return taken is not None and (opening is None or taken != opening.id)
+
+
+def check_opening_slug(org_id: int, slug: str, opening: Opening | None = None) -> str:
+    slug = slug.strip().lower()
+    if not OPENING_SLUG_RE.match(slug):
+        raise Invalid(
+            "Use 1 to 63 lower-case letters, digits and dashes; no dash first or last.", "slug"
+        )
+    if _opening_slug_taken(org_id, slug, opening):
+        raise Invalid("Another opening of this org uses this slug already.", "slug")
+    return slug
+
+
+def _free_opening_slug(org_id: int, name: str) -> str:
+    base = slugify(name)
+    base = "opening" if base == "org" else base
+    slug, n = base, 1
+    while _opening_slug_taken(org_id, slug):
+        n += 1
+        slug = f"{base[: 63 - len(str(n)) - 1].rstrip('-')}-{n}"
+    return slug
+
+
+def _clean_description(text: str) -> str:
+    text = text.replace("\r\n", "\n").strip()
+    if len(text) > TEXT_LIMIT:
+        raise Invalid(f"Use at most {TEXT_LIMIT:,} characters.", "description")
+    if any(has_control_characters(line) for line in text.split("\n")):
+        raise Invalid(CONTROL_CHARACTER, "description")
+    return text
+
+
+def create_opening(actor: Membership, name: str, slug: str | None = None) -> Opening:
+    """A draft opening; its slug comes from the name unless one is given."""
+    require(actor, Role.RECRUITER)
+    name = clean_name(name, "name", max_length=200)
+    slug = (
+        check_opening_slug(actor.org_id, slug)
+        if slug and slug.strip()
+        else _free_opening_slug(actor.org_id, name)
+    )
+    opening = Opening(org_id=actor.org_id, name=name, slug=slug, state=OpeningState.DRAFT)
+    db.session.add(opening)
+    db.session.flush()
+    record(
+        "opening.created",
+        actor=_actor(actor),
+        org_id=actor.org_id,
+        opening_id=opening.id,
+        name=name,
+        slug=slug,
+    )
+    db.session.commit()
+    return opening
+
+
+def update_opening(
+    actor: Membership, opening_id: str, name: str, slug: str, description: str
+) -> Opening:
+    opening = _editable(actor, opening_id)
+    opening.name = clean_name(name, "name", max_length=200)
+    opening.slug = check_opening_slug(actor.org_id, slug, opening)
+    opening.description = _clean_description(description)
+    record(
+        "opening.updated",
+        actor=_actor(actor),
+        org_id=actor.org_id,
+        opening_id=opening.id,
+        name=opening.name,
+        slug=opening.slug,
+    )
+    db.session.commit()
+    return opening
+
+
+def _set_state(actor: Membership, opening_id: str, allowed_from: set[str], to: str) -> Opening:
+    opening = _editable(actor, opening_id)
+    if opening.state not in allowed_from:
+        raise Invalid(f"A {opening.state} opening cannot become {to}.", "state")
+    if to == OpeningState.PUBLISHED and not db.session.scalar(
+        select(Stage.id).where(Stage.opening_id == opening.id).limit(1)
+    ):
+        raise Invalid("Add a stage before publishing: applicants start in the first.", "state")
+    previous, opening.state = opening.state, to
+    record(
+        f"opening.{to}",
+        actor=_actor(actor),
+        org_id=actor.org_id,
+        opening_id=opening.id,
+        previous_state=previous,
+    )
+    db.session.commit()
+    return opening
+
+
+def publish(actor: Membership, opening_id: str) -> Opening:
+    return _set_state(actor, opening_id, {OpeningState.DRAFT}, OpeningState.PUBLISHED)
+
+
+def close(actor: Membership, opening_id: str) -> Opening:
+    return _set_state(actor, opening_id, {OpeningState.PUBLISHED}, OpeningState.CLOSED)
+
+
+def reopen(actor: Membership, opening_id: str) -> Opening:
+    return _set_state(actor, opening_id, {OpeningState.CLOSED}, OpeningState.PUBLISHED)
+
+
+def archive(actor: Membership, opening_id: str) -> Opening:
+    opening = _editable(actor, opening_id)
+    if opening.archived_at is None:
+        opening.archived_at = utcnow()
+        record("opening.archived", actor=_actor(actor), org_id=actor.org_id, opening_id=opening.id)
+    db.session.commit()
+    return opening
+
+
+def unarchive(actor: Membership, opening_id: str) -> Opening:
+    opening = _editable(actor, opening_id)
+    if opening.archived_at is not None:
+        opening.archived_at = None
+        record(
+            "opening.unarchived", actor=_actor(actor), org_id=actor.org_id, opening_id=opening.id
+        )
+    db.session.commit()
+    return opening
+
+
+def clone(actor: Membership, opening_id: str, name: str) -> Opening:
+    """A draft copy with the same stages and live questions (same keys), and no applicants."""
+    source = _editable(actor, opening_id)
+    name = clean_name(name, "name", max_length=200)
+    copy = Opening(
+        org_id=actor.org_id,
+        name=name,
+        slug=_free_opening_slug(actor.org_id, name),
+        description=source.description,
+        state=OpeningState.DRAFT,
+    )
+    db.session.add(copy)
+    db.session.flush()
+    questions = questions_by_stage(source)
+    for stage in stages_of(source):
+        new_stage = Stage(
+            org_id=actor.org_id, opening_id=copy.id, name=stage.name, position=stage.position
+        )
+        db.session.add(new_stage)
+        db.session.flush()
+        for q in questions.get(stage.id, []):
+            db.session.add(
+                Question(
+                    org_id=actor.org_id,
+                    opening_id=copy.id,
+                    stage_id=new_stage.id,
+                    key=q.key,
+                    type=q.type,
+                    label=q.label,
+                    help_text=q.help_text,
+                    required=q.required,
+                    options=list(q.options or []),
+                    min_value=q.min_value,
+                    max_value=q.max_value,
+                    position=q.position,
+                )
+            )
+    record(
+        "opening.cloned",
+        actor=_actor(actor),
+        org_id=actor.org_id,
+        opening_id=copy.id,
+        source_opening=source.public_id,
+        name=name,
+    )
+    db.session.commit()
+    return copy
+
+
+# --- stages --------------------------------------------------------------------------------
+
+
+def _stage_name(opening: Opening, name: str, stage: Stage | None = None) -> str:
+    name = clean_name(name, "name", max_length=120)
+    same = db.session.scalar(
+        select(Stage.id).where(
+            Stage.opening_id == opening.id, func.lower(Stage.name) == name.lower()
+        )
+    )
+    if same is not None and (stage is None or same != stage.id):
+        raise Invalid("This opening has a stage of that name already.", "name")
+    return name
+
+
+def add_stage(actor: Membership, opening_id: str, name: str) -> Stage:
+    opening = _editable(actor, opening_id)
+    name = _stage_name(opening, name)
+    last = db.session.scalar(select(func.max(Stage.position)).where(Stage.opening_id == opening.id))
+    stage = Stage(
+        org_id=actor.org_id,
+        opening_id=opening.id,
+        name=name,
+        position=0 if last is None else last + 1,
+    )
+    db.session.add(stage)
+    db.session.flush()
+    record(
+        "stage.added",
+        actor=_actor(actor),
+        org_id=actor.org_id,
+        opening_id=opening.id,
+        stage=stage.public_id,
+        name=name,
+    )
+    db.session.commit()
+    return stage
+
+
+def rename_stage(actor: Membership, opening_id: str, stage_id: str, name: str) -> Stage:
+    opening = _editable(actor, opening_id)
+    stage = get_stage(opening, stage_id)
+    previous, stage.name = stage.name, _stage_name(opening, name, stage)
+    record(
+        "stage.renamed",
+        actor=_actor(actor),
+        org_id=actor.org_id,
+        opening_id=opening.id,
+        stage=stage.public_id,
+        name=stage.name,
+        previous_name=previous,
+    )
+    db.session.commit()
+    return stage
+
+
+def _write_positions(rows: list, ordered_ids: list[str]) -> None:
+    """Give rows the positions 0..n-1 in the order of ordered_ids, which must name each once."""
+    by_id = {row.public_id: row for row in rows}
+    if len(ordered_ids) != len(by_id) or set(ordered_ids) != set(by_id):
+        raise Invalid("The list changed meanwhile. Reload the page and try again.", "order")
+    for position, public_id in enumerate(ordered_ids):
+        row = by_id[public_id]
+        if row.position != position:
+            row.position = position
+
+
+def _moved(ids: list[str], public_id: str, direction: str) -> list[str]:
+    """ids with public_id moved one place up or down (unchanged at either end)."""
+    if direction not in ("up", "down"):
+        raise Invalid("Move up or down.", "direction")
+    i = ids.index(public_id)
+    j = i - 1 if direction == "up" else i + 1
+    if 0 <= j < len(ids):
+        ids[i], ids[j] = ids[j], ids[i]
+    return ids
+
+
+def reorder_stages(actor: Membership, opening_id: str, stage_ids: list[str]) -> list[Stage]:
+    opening = _editable(actor, opening_id)
+    stages = stages_of(opening)
+    _write_positions(stages, stage_ids)
+    record(
+        "stage.reordered",
+        actor=_actor(actor),
+        org_id=actor.org_id,
+        opening_id=opening.id,
+        order=stage_ids,
+    )
+    db.session.commit()
+    return stages_of(opening)
+
+
+def move_stage(actor: Membership, opening_id: str, stage_id: str, direction: str) -> list[Stage]:
+    """The keyboard and no-JS way to reorder: one place up or down."""
+    opening = _editable(actor, opening_id)
+    stage = get_stage(opening, stage_id)
+    ids = [s.public_id for s in stages_of(opening)]
+    return reorder_stages(actor, opening_id, _moved(ids, stage.public_id, direction))
+
+
+def _move_applicants(actor: Membership, opening: Opening, source: Stage, target: Stage) -> int:
+    """Every applicant of source to the end of target, each move an applicant.moved event."""
+    last = db.session.scalar(
+        select(func.max(Applicant.rank)).where(Applicant.stage_id == target.id)
+    )
+    moved = 0
+    now = utcnow()
+    for applicant in db.session.scalars(
+        select(Applicant).where(Applicant.stage_id == source.id).order_by(Applicant.rank)
+    ):
+        last = between(last, None)
+        applicant.stage_id = target.id
+        applicant.rank = last
+        applicant.entered_stage_at = now
+        applicant.version += 1
+        applicant.stage_completed_at = None
+        record(
+            "applicant.moved",
+            actor=_actor(actor),
+            org_id=actor.org_id,
+            opening_id=opening.id,
+            applicant_id=applicant.id,
+            from_stage=source.name,
+            to_stage=target.name,
+            reason="stage_deleted",
+        )
+        moved += 1
+    return moved
+
+
+def applicant_count(stage: Stage) -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(Applicant).where(Applicant.stage_id == stage.id)
+    )
+
+
+def delete_stage(
+    actor: Membership, opening_id: str, stage_id: str, move_to: str | None = None
+) -> int:
+    """Delete a stage; its applicants go to the stage move_to names. Questions with answers
+    are kept, archived, on that stage (or the nearest one) so no answer is lost.
+    Returns how many applicants moved."""
+    opening = _editable(actor, opening_id)
+    stage = get_stage(opening, stage_id)
+    others = [s for s in stages_of(opening) if s.id != stage.id]
+    if not others and opening.state == OpeningState.PUBLISHED:
+        raise Invalid("A published opening needs at least one stage.", "stage")
+    target = None
+    if move_to:
+        target = get_stage(opening, move_to)
+        if target.id == stage.id:
+            raise Invalid("Choose another stage for its applicants.", "move_to")
+    count = applicant_count(stage)
+    if count and target is None:
+        raise Invalid(
+            f"{count} applicant{'s' if count != 1 else ''} are in this stage: "
+            "choose the stage they move to.",
+            "move_to",
+        )
+    moved = _move_applicants(actor, opening, stage, target) if count else 0
+    keeper = target or (
+        max(
+            (s for s in others if s.position <= stage.position),
+            key=lambda s: s.position,
+            default=None,
+        )
+        or (others[0] if others else None)
+    )
+    for question in db.session.scalars(select(Question).where(Question.stage_id == stage.id)):
+        if _has_answers(question):
+            if keeper is None:
+                raise Invalid(
+                    "Questions of this stage have answers; add another stage to keep them.",
+                    "stage",
+                )
+            question.stage_id = keeper.id
+            question.archived_at = question.archived_at or utcnow()
+        else:
+            db.session.delete(question)
+    db.session.flush()
+    record(
+        "stage.deleted",
+        actor=_actor(actor),
+        org_id=actor.org_id,
+        opening_id=opening.id,
+        stage=stage.public_id,
+        name=stage.name,
+        applicants_moved=moved,
+        moved_to=target.name if target else None,
+    )
+    db.session.delete(stage)
+    db.session.commit()
+    return moved
+
+
+# --- questions -----------------------------------------------------------------------------
+
+
+@dataclass
+class QuestionInput:
+    """What the question form sends; the service cleans and checks every part."""
+
+    label: str
+    type: str = QuestionType.SHORT_TEXT.value
+    key: str = ""
+    required: bool = False
+    help_text: str = ""
+    options: list[str] = field(default_factory=list)
+    min_value: float | None = None
+    max_value: float | None = None
+
+
+def key_from_label(label: str) -> str:
+    key = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")[:64].strip("_")
+    if not key or not key[0].isalpha():
+        key = f"q_{key}"[:64].strip("_")
+    return key
+
+
+def _key_taken(opening: Opening, key: str, question: Question | None = None) -> Question | None:
+    other = db.session.scalar(
+        select(Question).where(Question.opening_id == opening.id, Question.key == key)
+    )
+    return other if other is not None and (question is None or other.id != question.id) else None
+
+
+def _check_key(opening: Opening, data: QuestionInput, question: Question | None) -> str:
+    explicit = data.key.strip().lower()
+    if not explicit:
+        if question is not None:
+            return question.key
+        base = key_from_label(data.label)
+        key, n = base, 1
+        while _key_taken(opening, key):
+            n += 1
+            key = f"{base[: 64 - len(str(n)) - 1]}_{n}"
+        return key
+    if not KEY_RE.match(explicit):
+        raise Invalid(
+            "Use up to 64 lower-case letters, digits and underscores, starting with a letter.",
+            "key",
+        )
+    if other := _key_taken(opening, explicit, question):
+        where = " (an archived one)" if other.archived_at else ""
+        raise Invalid(f"Another question of this opening{where} uses this key.", "key")
+    return explicit
+
+
+def _clean_options(kind: QuestionType, options: list[str]) -> list[str]:
+    if not kind.has_options:
+        return []
+    cleaned = [" ".join(o.split()) for o in options]
+    cleaned = [o for o in cleaned if o]
+    if len(cleaned) < 2:
+        raise Invalid("Give at least 2 options, one per line.", "options")
+    if len(cleaned) > MAX_OPTIONS:
+        raise Invalid(f"Give at most {MAX_OPTIONS} options.", "options")
+    seen: set[str] = set()
+    for option in cleaned:
+        if has_control_characters(option):
+            raise Invalid(CONTROL_CHARACTER, "options")
+        if len(option) > 200:
+            raise Invalid("Keep each option to at most 200 characters.", "options")
+        if option.casefold() in seen:
+            raise Invalid(f"“{option}” is listed twice.", "options")
+        seen.add(option.casefold())
+    return cleaned
+
+
+def _clean_range(kind: QuestionType, low: float | None, high: float | None) -> tuple:
+    if kind not in (QuestionType.NUMBER, QuestionType.SHORT_TEXT, QuestionType.LONG_TEXT):
+        return None, None
+    for value, name in ((low, "min_value"), (high, "max_value")):
+        if value is None:
+            continue
+        if not math.isfinite(value) or abs(value) > 1e15:
+            raise Invalid("Enter a number.", name)
+        if kind != QuestionType.NUMBER and (value < 0 or value != int(value)):
+            raise Invalid("A length is a whole number of 0 or more.", name)
+    if low is not None and high is not None and low > high:
+        raise Invalid("The minimum is greater than the maximum.", "min_value")
+    return low, high
+
+
+def _apply(question: Question, opening: Opening, data: QuestionInput) -> None:
+    try:
+        kind = QuestionType(data.type)
+    except ValueError:
+        raise Invalid("Choose one of the types offered.", "type") from None
+    label = clean_name(data.label, "label", max_length=300)
+    help_text = _clean_description(data.help_text)
+    if len(help_text) > 2000:
+        raise Invalid("Use at most 2,000 characters.", "help_text")
+    existing = question if question.id is not None else None
+    key = _check_key(opening, QuestionInput(**{**data.__dict__, "label": label}), existing)
+    options = _clean_options(kind, data.options)
+    low, high = _clean_range(kind, data.min_value, data.max_value)
+    if existing is not None and _has_answers(existing):
+        if key != question.key:
+            raise Invalid("This question has answers, so its key cannot change.", "key")
+        if kind != question.type_enum:
+            raise Invalid(
+                "This question has answers, so its type cannot change. Add a new question.",
+                "type",
+            )
+    question.label, question.key, question.type = label, key, kind.value
+    question.help_text, question.required, question.options = help_text, data.required, options
+    question.min_value, question.max_value = low, high
+
+
+def add_question(
+    actor: Membership, opening_id: str, stage_id: str, data: QuestionInput
+) -> Question:
+    opening = _editable(actor, opening_id)
+    stage = get_stage(opening, stage_id)
+    last = db.session.scalar(
+        select(func.max(Question.position)).where(Question.stage_id == stage.id)
+    )
+    question = Question(
+        org_id=actor.org_id,
+        opening_id=opening.id,
+        stage_id=stage.id,
+        position=0 if last is None else last + 1,
+    )
+    with db.session.no_autoflush:
+        _apply(question, opening, data)
+    db.session.add(question)
+    db.session.flush()
+    record(
+        "question.added",
+        actor=_actor(actor),
+        org_id=actor.org_id,
+        opening_id=opening.id,
+        stage=stage.public_id,
+        question=question.public_id,
+        key=question.key,
+    )
+    db.session.commit()
+    return question
+
+
+def update_question(
+    actor: Membership, opening_id: str, question_id: str, data: QuestionInput
+) -> Question:
+    opening = _editable(actor, opening_id)
+    question = get_question(opening, question_id)
+    with db.session.no_autoflush:
+        _apply(question, opening, data)
+    record(
+        "question.updated",
+        actor=_actor(actor),
+        org_id=actor.org_id,
+        opening_id=opening.id,
+        question=question.public_id,
+        key=question.key,
+    )
+    db.session.commit()
+    return question
+
+
+def delete_question(actor: Membership, opening_id: str, question_id: str) -> bool:
+    """Delete a question, or archive it when it has answers. True when it was archived."""
+    opening = _editable(actor, opening_id)
+    question = get_question(opening, question_id)
+    archived = _has_answers(question)
+    record(
+        "question.archived" if archived else "question.deleted",
+        actor=_actor(actor),
+        org_id=actor.org_id,
+        opening_id=opening.id,
+        question=question.public_id,
+        key=question.key,
+    )
+    if archived:
+        question.archived_at = utcnow()
+    else:
+        db.session.delete(question)
+    db.session.commit()
+    return archived
+
+
+def reorder_questions(
+    actor: Membership, opening_id: str, stage_id: str, question_ids: list[str]
+) -> list[Question]:
+    opening = _editable(actor, opening_id)
+    stage = get_stage(opening, stage_id)
+    questions = _questions_of(stage)
+    _write_positions(questions, question_ids)
+    record(
+        "question.reordered",
+        actor=_actor(actor),
+        org_id=actor.org_id,
+        opening_id=opening.id,
+        stage=stage.public_id,
+        order=question_ids,
+    )
+    db.session.commit()
+    return _questions_of(stage)
+
+
+def move_question(
+    actor: Membership, opening_id: str, question_id: str, direction: str
+) -> list[Question]:
+    opening = _editable(actor, opening_id)
+    question = get_question(opening, question_id)
+    stage = question.stage
+    ids = [q.public_id for q in _questions_of(stage)]
+    return reorder_questions(
+        actor, opening_id, stage.public_id, _moved(ids, question.public_id, direction)
+    )
+
+
+def archived_count(org: Org) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Opening)
+        .where(Opening.org_id == org.id, Opening.archived_at.is_not(None))
     )

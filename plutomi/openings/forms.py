@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    FloatField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, Optional
+
+from plutomi.models import QuestionType
+from plutomi.services.openings import QuestionInput
+
+TYPE_CHOICES = [SelectChoice(t.value, t.label) for t in QuestionType]
+
+
+class NewOpeningForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+
+
+class OpeningForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    slug = StringField(
+        "Slug",
+        validators=[DataRequired(), Length(max=63)],
+        description="Part of the public link. Lower-case letters, digits and dashes.",
+    )
+    description = TextAreaField(
+        "Description", description="Markdown: **bold**, lists, [links](https://example.com)."
+    )
+
+
+class CloneForm(FlaskForm):
+    clone_name = StringField("Name of the copy", validators=[DataRequired(), Length(max=200)])
+
+
+class StageForm(FlaskForm):
+    stage_name = StringField("New stage", validators=[DataRequired(), Length(max=120)])
+
+
+class QuestionForm(FlaskForm):
+    label = StringField("Question", validators=[DataRequired(), Length(max=300)])
+    key = StringField(
+        "Key",
+        validators=[Length(max=64)],
+        description="Stable name for rules and exports; left empty, it comes from the question.",
+    )
+    type = SelectField("Type", choices=TYPE_CHOICES, default=QuestionType.SHORT_TEXT.value)
+    required = BooleanField("Required")
+    help_text = TextAreaField("Help text", validators=[Length(max=2000)])
+    options = TextAreaField(
+        "Options", description="For single and multiple choice: one per line, at least 2."
+    )
+    min_value = FloatField(
+        "Minimum",
+        validators=[Optional()],
+        description="Number: the smallest value; text: the fewest characters.",
+    )
+    max_value = FloatField(
+        "Maximum",
+        validators=[Optional()],
+        description="Number: the largest value; text: the most characters.",
+    )
+
+    def to_input(self) -> QuestionInput:
+        return QuestionInput(
+            label=self.label.data or "",
+            type=self.type.data or "",
+            key=self.key.data or "",
+            required=bool(self.required.data),
+            help_text=self.help_text.data or "",
+            options=(self.options.data or "").splitlines(),
+            min_value=self.min_value.data,
+            max_value=self.max_value.data,
+        )
+
+    def fill(self, question) -> None:
+        self.label.data, self.key.data, self.type.data = question.label, question.key, question.type
+        self.required.data, self.help_text.data = question.required, question.help_text
+        self.options.data = "\n".join(question.options or [])
+        self.min_value.data, self.max_value.data = question.min_value, question.max_value

@@ -1,0 +1,71 @@
+"""The opening editor in a real browser: htmx forms, Move up / Move down, and dragging."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from plutomi.extensions import db
+from plutomi.models import Opening
+from plutomi.services import openings
+from tests.conftest import PASSWORD, owner_of
+
+
+def names(opening_id: int) -> list[str]:
+    db.session.expire_all()
+    return [s.name for s in openings.stages_of(db.session.get(Opening, opening_id))]
+
+
+def stage_input(page, n: int):
+    return page.locator("#stage-list > li").nth(n).locator("input[name=name]")
+
+
+def test_build_an_opening_and_reorder_its_stages(new_context, make_org):
+    org = make_org("Acme")
+    page = new_context().new_page()
+    page.goto("/login")
+    page.get_by_label("Email").fill(owner_of(org).email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/openings$"))
+
+    page.get_by_label("Name").fill("Delivery Driver")
+    page.get_by_role("button", name="Create opening").click()
+    expect(page).to_have_url(re.compile(r"/openings/\w+/edit$"))
+    opening = db.session.scalar(select(Opening).where(Opening.name == "Delivery Driver"))
+
+    page.evaluate("window.plutomiSamePage = true")
+    for name in ("Questionnaire", "Waiting List", "Final Review"):
+        page.get_by_label("New stage").fill(name)
+        page.get_by_role("button", name="Add stage").click()
+        expect(page.locator(f'#stage-list input[name=name][value="{name}"]')).to_have_count(1)
+    expect(page.locator("#stage-list > li")).to_have_count(3)
+
+    # A refused name shows next to the field, the page stays.
+    page.get_by_label("New stage").fill("questionnaire")
+    page.get_by_role("button", name="Add stage").click()
+    expect(page.locator("#stage_name-error")).to_contain_text("stage of that name already")
+
+    # The keyboard way.
+    page.get_by_role("button", name="Move Final Review up").click()
+    expect(stage_input(page, 1)).to_have_value("Final Review")
+    assert names(opening.id) == ["Questionnaire", "Final Review", "Waiting List"]
+
+    # Dragging: the last stage's handle onto the first stage.
+    handles = page.locator("#stage-list > li > .stage-head > .drag-handle")
+    handles.nth(2).drag_to(
+        page.locator("#stage-list > li").nth(0), target_position={"x": 5, "y": 5}
+    )
+    expect(stage_input(page, 0)).to_have_value("Waiting List")
+    expect(page.get_by_role("status").last).to_be_visible()
+    assert names(opening.id) == ["Waiting List", "Questionnaire", "Final Review"]
+
+    # A question through the htmx form.
+    page.get_by_role("link", name="Add a question to Questionnaire").click()
+    page.get_by_label("Question", exact=True).fill("Full name")
+    page.get_by_role("button", name="Add question").click()
+    expect(page.locator("#stages code", has_text="full_name")).to_be_visible()
+    assert page.locator("section#stages").count() == 1
+    assert page.evaluate("window.plutomiSamePage") is True
