@@ -22,11 +22,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
-    from plutomi.config import from_environment
+    from plutomi.config import from_environment, max_content_length
 
     app.config.update(from_environment(Path(app.instance_path)))
     if config:
         app.config.update(config)
+    if not (config and "MAX_CONTENT_LENGTH" in config):
+        # Follows MAX_UPLOAD_MB however that was set (environment or create_app's config).
+        app.config["MAX_CONTENT_LENGTH"] = max_content_length(app.config["MAX_UPLOAD_MB"])
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -95,11 +98,13 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from plutomi.auth.routes import bp as auth
     from plutomi.dev.routes import bp as dev
+    from plutomi.files.routes import bp as files
     from plutomi.main.routes import bp as main
     from plutomi.openings.routes import bp as openings
     from plutomi.orgs.routes import bp as orgs
+    from plutomi.public.routes import bp as public
 
-    for blueprint in (main, auth, orgs, openings, dev):
+    for blueprint in (main, auth, orgs, openings, public, files, dev):
         app.register_blueprint(blueprint)
 
 

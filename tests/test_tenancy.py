@@ -6,27 +6,33 @@ here; a route with a URL variable this file cannot fill makes the walk fail unti
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage
 
 from plutomi.config import from_environment
 from plutomi.extensions import db
 from plutomi.models import (
+    Answer,
     Applicant,
     Invite,
     Membership,
     Opening,
     Org,
     OutboxMessage,
+    Question,
+    QuestionType,
     Role,
     Stage,
+    Upload,
     User,
 )
-from plutomi.services import accounts, orgs
+from plutomi.services import accounts, orgs, uploads
 from tests.conftest import Auth, owner_of
 
 # Every string of org A's data carries this marker, so a leak is found wherever it shows up.
@@ -46,6 +52,20 @@ PUBLIC_ENDPOINTS = {
     "orgs.logout_for_invite",
     "dev.mailbox",
     "dev.message",
+    # The applicant's own download: a 404 unless that applicant's session is signed in.
+    "files.applicant_file",
+    # Applicants' side: job boards, application forms, and the portal (a magic link's session).
+    "public.board",
+    "public.opening",
+    "public.applied",
+    "public.request_link",
+    "public.schema",
+    "public.portal_link",
+    "public.portal",
+    "public.portal_answer",
+    "public.portal_withdraw",
+    "public.portal_request_link",
+    "public.portal_sign_out",
 }
 # Routes that are 404 for everyone unless DEV_MAILBOX is set (it is not set here).
 DEV_ENDPOINTS = {"dev.mailbox", "dev.message"}
@@ -84,6 +104,17 @@ def world(make_user, make_org, make_member, make_opening, make_applicant) -> Wor
         make_applicant(opening, stage, name=f"ZZ-APPLICANT-{n}-A-SECRET")
         for n, stage in enumerate(opening.stages)
     ]
+    question = Question(
+        org_id=a.id,
+        opening_id=opening.id,
+        stage_id=opening.stages[0].id,
+        key="zz_question_a_secret",
+        type=QuestionType.SHORT_TEXT,
+        label="ZZ-QUESTION-A-SECRET",
+        position=0,
+    )
+    db.session.add(question)
+    db.session.commit()
     owner_membership = db.session.scalar(
         select(Membership).where(Membership.org_id == a.id, Membership.user_id == a_owner.id)
     )
@@ -91,9 +122,26 @@ def world(make_user, make_org, make_member, make_opening, make_applicant) -> Wor
     accounts.request_password_reset(a_owner.email)
     message = db.session.scalar(select(OutboxMessage).where(OutboxMessage.org_id == a.id))
     assert message is not None and SECRET in message.payload["text"].lower()
+    file_question = Question(
+        org_id=a.id,
+        opening_id=opening.id,
+        stage_id=opening.stages[0].id,
+        key="zz_licence_a_secret",
+        type=QuestionType.FILE,
+        label="ZZ-LICENCE-A-SECRET",
+        position=1,
+    )
+    db.session.add(file_question)
+    db.session.flush()
+    upload = uploads.store(
+        applicants[0],
+        file_question,
+        FileStorage(io.BytesIO(b"ZZ-FILE-A-SECRET"), filename="zz-licence-a-secret.txt"),
+    )
+    db.session.commit()
 
     b_owner = make_user(email="owner-b@example.com", name="Bee Owner")
-    b = make_org("Bee Org", owner=b_owner)
+    b = make_org("Bee Org", owner=b_owner, slug="bee-org")
     b_opening = make_opening(b, name="Bee Opening")
     make_applicant(b_opening, name="Bee Applicant")
 
@@ -101,9 +149,14 @@ def world(make_user, make_org, make_member, make_opening, make_applicant) -> Wor
         "opening_id": (opening.public_id, True),
         "stage_id": (opening.stages[0].public_id, True),
         "applicant_id": (applicants[0].public_id, True),
+        "question_id": (question.public_id, True),
         "user_id": (a_viewer.public_id, True),
         "invite_id": (invite.public_id, True),
         "message_id": (message.public_id, True),
+        "upload_id": (upload.public_id, True),
+        # Job boards are public by design: the walk uses B's, which must show nothing of A.
+        "org_slug": (b.slug, False),
+        "opening_slug": (b_opening.slug, False),
         # Tokens are not ids: a made-up one must name nothing.
         "token": ("made-up-token-" + "x" * 29, False),
     }
@@ -141,7 +194,19 @@ def _snapshot(org: Org) -> dict:
     row = db.session.execute(select(Org.name, Org.slug).where(Org.id == org.id)).one()
     return {
         "org": tuple(row),
-        "counts": {m.__name__: count(m) for m in (Membership, Invite, Opening, Stage, Applicant)},
+        "counts": {
+            m.__name__: count(m)
+            for m in (
+                Membership,
+                Invite,
+                Opening,
+                Stage,
+                Question,
+                Applicant,
+                Answer,
+                Upload,
+            )
+        },
         "outbox": db.session.scalar(
             select(func.count()).select_from(OutboxMessage).where(OutboxMessage.org_id == org.id)
         ),
@@ -289,7 +354,7 @@ def test_made_up_tokens_get_a_clear_404(client, world, token):
 def test_public_ids_are_sixteen_random_characters(app, world, make_member):
     b_member = make_member(world.b, Role.RECRUITER)
     ids: list[str] = []
-    for model in (Org, User, Opening, Stage, Applicant, Invite, OutboxMessage):
+    for model in (Org, User, Opening, Stage, Applicant, Invite, OutboxMessage, Upload):
         ids.extend(db.session.scalars(select(model.public_id).order_by(model.id)))
     assert len(ids) > 15
     assert len(set(ids)) == len(ids)

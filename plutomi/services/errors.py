@@ -32,3 +32,13 @@ class Conflict(ServiceError):
 
 class Throttled(ServiceError):
     status = 429
+
+
+class InvalidFields(Invalid):
+    """Bad input in several fields at once: errors maps each field to its message, so a form
+    can show every problem in one go instead of one per submission."""
+
+    def __init__(self, errors: dict[str, str]):
+        field, message = next(iter(errors.items()))
+        super().__init__(message, field)
+        self.errors = dict(errors)

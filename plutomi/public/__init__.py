@@ -1,0 +1,1 @@
+"""The public side: job boards, application forms and the applicant portal."""

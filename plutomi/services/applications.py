@@ -1,0 +1,339 @@
+"""Applying to an opening, and applicants' passwordless access to their own application.
+
+An application is one transaction: the applicant in the first stage, their answers, the events,
+a magic link and the confirmation email (an outbox row). The link's token is mailed; only its
+hash is stored.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.datastructures import FileStorage
+
+from plutomi import ranks
+from plutomi.extensions import db
+from plutomi.models import (
+    Applicant,
+    ApplicantStatus,
+    MagicLink,
+    Opening,
+    OpeningState,
+    Org,
+    QuestionType,
+    utcnow,
+)
+from plutomi.services import answers
+from plutomi.services.errors import Invalid, InvalidFields
+from plutomi.services.events import record
+from plutomi.services.fields import clean_name, has_control_characters, normalize_email
+from plutomi.services.mail import queue_email
+from plutomi.services.tokens import hash_token, new_token
+
+NOT_TAKING = "This opening is not taking applications."
+ALREADY_APPLIED = "You already applied; we emailed you a link to continue."
+# A public form that sends email must not become a way to flood someone's inbox.
+LINKS_PER_HOUR = 5
+SEARCH_MAX = 100
+BOARD_LIMIT = 200
+
+
+class LinkExpired(Invalid):
+    """A real link past its time; carries the opening, so the page can offer a new link."""
+
+    def __init__(self, message: str, opening: Opening):
+        super().__init__(message, "token")
+        self.opening = opening
+
+
+# --- the public job board ----------------------------------------------------------------
+
+
+def org_by_slug(slug: str) -> Org | None:
+    if has_control_characters(slug):
+        return None
+    return db.session.scalar(select(Org).where(Org.slug == slug.lower()))
+
+
+def opening_by_slug(org: Org, slug: str) -> Opening | None:
+    if has_control_characters(slug):
+        return None
+    return db.session.scalar(select(Opening).where(Opening.org_id == org.id, Opening.slug == slug))
+
+
+def is_taking_applications(opening: Opening) -> bool:
+    return opening.state == OpeningState.PUBLISHED and opening.archived_at is None
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def published_openings(org: Org, search: str = "") -> list[Opening]:
+    """The org's job board: published, not archived, newest first; a live query every time."""
+    query = select(Opening).where(
+        Opening.org_id == org.id,
+        Opening.state == OpeningState.PUBLISHED,
+        Opening.archived_at.is_(None),
+    )
+    search = " ".join(search.split())[:SEARCH_MAX]
+    if search and not has_control_characters(search):
+        query = query.where(func.lower(Opening.name).like(_like(search.lower()), escape="\\"))
+    return list(
+        db.session.scalars(
+            query.order_by(Opening.created_at.desc(), Opening.id.desc()).limit(BOARD_LIMIT)
+        )
+    )
+
+
+def schema(opening: Opening) -> dict[str, Any]:
+    """The public, read-only shape of an opening's application: stages and their questions."""
+    return {
+        "opening": {
+            "id": opening.public_id,
+            "name": opening.name,
+            "slug": opening.slug,
+            "description": opening.description,
+        },
+        "stages": [
+            {
+                "id": stage.public_id,
+                "name": stage.name,
+                "position": stage.position,
+                "questions": [
+                    {
+                        "id": question.public_id,
+                        "key": question.key,
+                        "type": question.type,
+                        "label": question.label,
+                        "help_text": question.help_text,
+                        "required": question.required,
+                        "options": list(question.options or []),
+                        "min": question.min_value,
+                        "max": question.max_value,
+                    }
+                    for question in answers.stage_questions(stage)
+                ],
+            }
+            for stage in opening.stages
+        ],
+    }
+
+
+# --- applying ------------------------------------------------------------------------------
+
+
+def _rank_after(last: str | None) -> str:
+    after = getattr(ranks, "after", None)
+    return after(last) if after else ranks.between(last, None)
+
+
+def _find(opening: Opening, email: str) -> Applicant | None:
+    return db.session.scalar(
+        select(Applicant).where(Applicant.opening_id == opening.id, Applicant.email == email)
+    )
+
+
+def _new_link(applicant: Applicant) -> str:
+    token, token_hash = new_token()
+    ttl: timedelta = current_app.config["APPLICANT_LINK_TTL"]
+    db.session.add(
+        MagicLink(applicant_id=applicant.id, token_hash=token_hash, expires_at=utcnow() + ttl)
+    )
+    return token
+
+
+def _mail_link(applicant: Applicant, template: str) -> None:
+    token = _new_link(applicant)
+    opening = applicant.opening
+    queue_email(
+        applicant.email,
+        template,
+        org_id=applicant.org_id,
+        applicant=applicant,
+        opening=opening,
+        org=db.session.get(Org, opening.org_id),
+        token=token,
+        ttl_days=current_app.config["APPLICANT_LINK_TTL"].days,
+    )
+
+
+def _recently_mailed(applicant: Applicant) -> bool:
+    count = db.session.scalar(
+        select(func.count())
+        .select_from(MagicLink)
+        .where(
+            MagicLink.applicant_id == applicant.id,
+            MagicLink.created_at > utcnow() - timedelta(hours=1),
+        )
+    )
+    return count >= LINKS_PER_HOUR
+
+
+def _resend(applicant: Applicant) -> None:
+    """A fresh link for someone who applied already; quietly skipped past the hourly limit."""
+    if not _recently_mailed(applicant):
+        _mail_link(applicant, "application_link")
+    db.session.commit()
+
+
+def _raw(raw_answers: dict[str, Any], question) -> Any:
+    """An answer by the question's form field (q_<public id>) or, for API callers, its key."""
+    field = answers.field_name(question)
+    if field in raw_answers:
+        return raw_answers[field]
+    return raw_answers.get(question.key)
+
+
+def apply(
+    opening: Opening, name: str, email: str, raw_answers: dict[str, str | list | FileStorage]
+) -> tuple[Applicant, bool]:
+    """A new applicant in the first stage, with every answer of that stage checked.
+
+    Returns (applicant, True); or (the earlier applicant, False) when this email applied to
+    this opening already: then a fresh link is mailed and nothing else changes. Every bad field
+    is reported at once with InvalidFields, and nothing is written."""
+    if not is_taking_applications(opening) or not opening.stages:
+        raise Invalid(NOT_TAKING)
+    errors: dict[str, str] = {}
+    try:
+        name = clean_name(name or "", "name", max_length=200)
+    except Invalid as exc:
+        errors["name"] = exc.message
+    try:
+        email = normalize_email(email or "")
+    except Invalid as exc:
+        errors["email"] = exc.message
+    else:
+        if (existing := _find(opening, email)) is not None:
+            _resend(existing)
+            return existing, False
+
+    stage = opening.stages[0]
+    values = []
+    for question in answers.stage_questions(stage):
+        try:
+            values.append((question, answers.clean(question, _raw(raw_answers, question))))
+        except Invalid as exc:
+            errors[exc.field or answers.field_name(question)] = exc.message
+    if errors:
+        raise InvalidFields(errors)
+
+    last = db.session.scalar(select(func.max(Applicant.rank)).where(Applicant.stage_id == stage.id))
+    applicant = Applicant(
+        org_id=opening.org_id,
+        opening_id=opening.id,
+        stage_id=stage.id,
+        name=name,
+        email=email,
+        rank=_rank_after(last),
+        entered_stage_at=utcnow(),
+    )
+    db.session.add(applicant)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # Two submissions of the same email raced; the other one won. Treat as a duplicate.
+        db.session.rollback()
+        existing = _find(opening, email)
+        if existing is None:
+            raise
+        _resend(existing)
+        return existing, False
+
+    record(
+        "applicant.created",
+        actor=answers.actor(applicant),
+        org_id=applicant.org_id,
+        opening_id=opening.id,
+        applicant_id=applicant.id,
+        stage=stage.name,
+        source="application_form",
+    )
+    # Files last: they reach the upload store only once everything else is known to be fine.
+    values.sort(key=lambda pair: pair[0].type == QuestionType.FILE)
+    for question, value in values:
+        try:
+            answers.write(applicant, question, value)
+        except Invalid as exc:
+            errors[exc.field or answers.field_name(question)] = exc.message
+    if errors:
+        db.session.rollback()
+        raise InvalidFields(errors)
+    answers.complete_stage_if_done(applicant)
+    _mail_link(applicant, "application_received")
+    db.session.commit()
+    return applicant, True
+
+
+def request_link(opening: Opening, email: str) -> None:
+    """Mail a fresh link when this email applied to the opening; the caller answers the same
+    either way, so the form does not tell who applied."""
+    email = normalize_email(email or "")
+    applicant = _find(opening, email)
+    if applicant is not None:
+        _resend(applicant)
+
+
+def request_links(email: str) -> None:
+    """Mail a fresh link for each application of this email (the portal's signed-out page)."""
+    email = normalize_email(email or "")
+    for applicant in db.session.scalars(
+        select(Applicant).where(Applicant.email == email).order_by(Applicant.id.desc()).limit(20)
+    ):
+        if not _recently_mailed(applicant):
+            _mail_link(applicant, "application_link")
+    db.session.commit()
+
+
+def open_link(token: str) -> Applicant:
+    """The applicant a magic link opens, or a clear message why it cannot be used."""
+    link = None
+    if token and len(token) <= 200 and not has_control_characters(token):
+        link = db.session.scalar(select(MagicLink).where(MagicLink.token_hash == hash_token(token)))
+    if link is None:
+        raise Invalid(
+            "This link is not valid. Check that you copied the whole link from the email, or "
+            "ask for a new one.",
+            "token",
+        )
+    if link.expires_at <= utcnow():
+        raise LinkExpired(
+            "This link has expired. Ask for a new one and we will email it to you.",
+            link.applicant.opening,
+        )
+    link.last_used_at = utcnow()
+    applicant = link.applicant
+    db.session.commit()
+    return applicant
+
+
+def withdraw(applicant: Applicant, reason: str | None = None) -> Applicant:
+    """The applicant takes their application back; the recruiters see why, when they said."""
+    if applicant.status != ApplicantStatus.ACTIVE:
+        raise Invalid(f"This application is {applicant.status} already.", "withdraw")
+    payload: dict[str, Any] = {}
+    reason = (reason or "").strip()
+    if reason:
+        if has_control_characters(reason.replace("\n", "").replace("\r", "")):
+            raise Invalid("This contains an invisible control character.", "reason")
+        if len(reason) > 1000:
+            raise Invalid("Use at most 1000 characters.", "reason")
+        payload["reason"] = reason
+    applicant.status = ApplicantStatus.WITHDRAWN
+    applicant.version += 1
+    record(
+        "applicant.withdrawn",
+        actor=answers.actor(applicant),
+        org_id=applicant.org_id,
+        opening_id=applicant.opening_id,
+        applicant_id=applicant.id,
+        **payload,
+    )
+    db.session.commit()
+    return applicant
