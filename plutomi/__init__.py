@@ -96,6 +96,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from plutomi.applicants.routes import bp as applicants
     from plutomi.auth.routes import bp as auth
     from plutomi.dev.routes import bp as dev
     from plutomi.files.routes import bp as files
@@ -104,7 +105,7 @@ def register_blueprints(app: Flask) -> None:
     from plutomi.orgs.routes import bp as orgs
     from plutomi.public.routes import bp as public
 
-    for blueprint in (main, auth, orgs, openings, public, files, dev):
+    for blueprint in (main, auth, orgs, openings, applicants, public, files, dev):
         app.register_blueprint(blueprint)
 
 

@@ -15,7 +15,7 @@ from plutomi.forms import show_error
 from plutomi.htmx import redirect_to
 from plutomi.models import Opening, Role
 from plutomi.openings.forms import CloneForm, NewOpeningForm, OpeningForm, QuestionForm, StageForm
-from plutomi.services import openings
+from plutomi.services import applicants, openings
 from plutomi.services.errors import ServiceError
 from plutomi.tenancy import current_membership, org_required
 
@@ -88,8 +88,8 @@ def show(opening_id: str):
     return render_template(
         "openings/show.html",
         opening=opening,
-        stages=openings.stages_of(opening),
-        counts=openings.stage_counts(opening),
+        # Each stage with its count and first applicants (one windowed query for all stages).
+        columns=applicants.overview(opening),
         questions=openings.questions_by_stage(opening),
         membership=current_membership(),
     )

@@ -84,17 +84,6 @@ def stage_counts(opening: Opening) -> dict[int, int]:
     )
 
 
-def first_applicants(stage: Stage, limit: int = 5) -> list[Applicant]:
-    return list(
-        db.session.scalars(
-            select(Applicant)
-            .where(Applicant.stage_id == stage.id)
-            .order_by(Applicant.rank)
-            .limit(limit)
-        )
-    )
-
-
 # --- the editor's writes -----------------------------------------------------------------
 # Every function below checks the actor's role, finds each id inside the actor's org (and the
 # opening it names), changes rows, records events and commits once.
@@ -109,7 +98,14 @@ def _actor(actor: Membership) -> Actor:
     return Actor.user(actor.user)
 
 
+def _not_an_id(public_id: str) -> bool:
+    """Ids come from URLs and forms; PostgreSQL refuses NUL in a query outright (a 500)."""
+    return has_control_characters(public_id)
+
+
 def get_opening(actor: Membership, opening_id: str) -> Opening:
+    if _not_an_id(opening_id):
+        raise NotFound("No such opening.")
     opening = db.session.scalar(
         select(Opening).where(Opening.org_id == actor.org_id, Opening.public_id == opening_id)
     )
@@ -119,6 +115,8 @@ def get_opening(actor: Membership, opening_id: str) -> Opening:
 
 
 def get_stage(opening: Opening, stage_id: str) -> Stage:
+    if _not_an_id(stage_id):
+        raise NotFound("No such stage in this opening.")
     stage = db.session.scalar(
         select(Stage).where(
             Stage.org_id == opening.org_id,
@@ -132,6 +130,8 @@ def get_stage(opening: Opening, stage_id: str) -> Stage:
 
 
 def get_question(opening: Opening, question_id: str) -> Question:
+    if _not_an_id(question_id):
+        raise NotFound("No such question in this opening.")
     question = db.session.scalar(
         select(Question).where(
             Question.org_id == opening.org_id,
