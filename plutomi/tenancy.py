@@ -17,6 +17,7 @@ from sqlalchemy.orm import contains_eager
 
 from plutomi.extensions import db
 from plutomi.models import Membership, Org, Role
+from plutomi.services.fields import has_control_characters
 
 T = TypeVar("T")
 SESSION_KEY = "org"
@@ -71,6 +72,8 @@ def scoped(model: type[T]) -> Select:
 
 
 def get_or_404(model: type[T], public_id: str) -> T:
+    if has_control_characters(public_id):
+        abort(404)  # no id has them, and PostgreSQL refuses NUL even in a query
     row = db.session.scalar(scoped(model).where(model.public_id == public_id))
     if row is None:
         abort(404)

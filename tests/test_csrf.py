@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import html
+import io
 import json
 import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from plutomi.extensions import db
-from plutomi.models import Invite, Membership, Org, OutboxMessage, User
+from plutomi.models import (
+    Answer,
+    Applicant,
+    ApplicantStatus,
+    Invite,
+    Membership,
+    Opening,
+    OpeningState,
+    Org,
+    OutboxMessage,
+    Question,
+    QuestionType,
+    Stage,
+    Upload,
+    User,
+)
 from tests.conftest import PASSWORD, owner_of
 
 CSRF_MESSAGE = "This form had expired or came from another site."
@@ -182,3 +199,203 @@ def _last_mail_text() -> str:
     db.session.expire_all()
     row = db.session.scalar(select(OutboxMessage).order_by(OutboxMessage.id.desc()))
     return row.payload["text"]
+
+
+# --- the applicants' pages and the opening editor -------------------------------------------
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def count(model) -> int:
+    db.session.expire_all()
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def stored_files(app) -> int:
+    folder = Path(app.config["UPLOAD_DIR"])
+    return sum(1 for _ in folder.iterdir()) if folder.exists() else 0
+
+
+@pytest.fixture
+def job(make_org, make_opening):
+    """A published opening at /jobs/acme/driver: its first stage asks for a CV (a file) and,
+    optionally, a phone number, which the portal then asks for."""
+    org = make_org("Acme", slug="acme")
+    opening = make_opening(org, name="Driver", stages=("Apply", "Review"))
+    opening.slug = "driver"
+    stage = opening.stages[0]
+    cv = Question(
+        org_id=org.id,
+        opening_id=opening.id,
+        stage_id=stage.id,
+        key="cv",
+        type=QuestionType.FILE,
+        label="CV",
+        required=True,
+        position=0,
+    )
+    phone = Question(
+        org_id=org.id,
+        opening_id=opening.id,
+        stage_id=stage.id,
+        key="phone",
+        type=QuestionType.SHORT_TEXT,
+        label="Phone",
+        position=1,
+    )
+    db.session.add_all([cv, phone])
+    db.session.commit()
+    return org, opening, cv, phone
+
+
+def _application(cv: Question, token: str | None = None) -> dict:
+    data = {
+        "name": "Ada Okafor",
+        "email": "ada@example.com",
+        f"q_{cv.public_id}": (io.BytesIO(PDF), "cv.pdf"),
+    }
+    if token:
+        data["csrf_token"] = token
+    return data
+
+
+def _applied(client, cv: Question) -> str:
+    """Apply (with the form's token) and return the portal page, signed in as the applicant."""
+    token = form_token(client.get("/jobs/acme/driver").text)
+    response = client.post(
+        "/jobs/acme/driver", data=_application(cv, token), content_type="multipart/form-data"
+    )
+    assert response.status_code == 302, response.text
+    return client.get("/portal").text
+
+
+def test_applying_with_a_file_needs_the_forms_token(csrf_app, job):
+    _, _, cv, _ = job
+    client = csrf_app.test_client()
+    page = client.get("/jobs/acme/driver").text
+    files = stored_files(csrf_app)
+
+    refused = client.post(
+        "/jobs/acme/driver", data=_application(cv), content_type="multipart/form-data"
+    )
+    assert_csrf_page(refused)
+    forged = client.post(
+        "/jobs/acme/driver", data=_application(cv, "forged"), content_type="multipart/form-data"
+    )
+    assert_csrf_page(forged)
+    assert (count(Applicant), count(Upload), count(OutboxMessage)) == (0, 0, 0)
+    assert stored_files(csrf_app) == files
+
+    response = client.post(
+        "/jobs/acme/driver",
+        data=_application(cv, form_token(page)),
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302, response.text
+    assert (count(Applicant), count(Upload), count(OutboxMessage)) == (1, 1, 1)
+    assert stored_files(csrf_app) == files + 1
+
+
+def test_asking_for_a_magic_link_needs_the_token(csrf_app, job):
+    _, _, cv, _ = job
+    _applied(csrf_app.test_client(), cv)
+    sent = count(OutboxMessage)
+
+    client = csrf_app.test_client()
+    page = client.get("/jobs/acme/driver").text
+    data = {"link_email": "ada@example.com"}
+    assert_csrf_page(client.post("/jobs/acme/driver/link", data=data))
+    portal_page = client.get("/portal").text  # signed out: the "lost the email?" form
+    assert_csrf_page(client.post("/portal/link", data={"email": "ada@example.com"}))
+    assert count(OutboxMessage) == sent
+
+    response = client.post("/jobs/acme/driver/link", data={**data, "csrf_token": form_token(page)})
+    assert response.status_code == 200 and "Check your email" in response.text
+    response = client.post(
+        "/portal/link", data={"email": "ada@example.com", "csrf_token": form_token(portal_page)}
+    )
+    assert response.status_code == 200 and "Check your email" in response.text
+    assert count(OutboxMessage) == sent + 2
+
+
+def test_saving_a_portal_answer_by_htmx_needs_the_header_token(csrf_app, job):
+    _, _, cv, phone = job
+    client = csrf_app.test_client()
+    page = _applied(client, cv)
+    url = f"/portal/answers/{phone.public_id}"
+    assert f'hx-post="{url}"' in page
+    hx = {"HX-Request": "true"}
+    data = {f"q_{phone.public_id}": "0113 496 0000"}
+
+    assert_csrf_page(client.post(url, data=data, headers=hx))
+    assert_csrf_page(client.post(url, data=data, headers={**hx, "X-CSRFToken": "forged"}))
+    assert db.session.scalar(select(Answer).where(Answer.question_id == phone.id)) is None
+
+    response = client.post(url, data=data, headers={**hx, "X-CSRFToken": header_token(page)})
+    assert response.status_code == 200, response.text
+    assert "Saved" in response.text and "<html" not in response.text
+    db.session.expire_all()
+    answer = db.session.scalar(select(Answer).where(Answer.question_id == phone.id))
+    assert answer.value == "0113 496 0000"
+
+
+def test_withdrawing_needs_the_token(csrf_app, job):
+    _, _, cv, _ = job
+    client = csrf_app.test_client()
+    page = _applied(client, cv)
+
+    assert_csrf_page(client.post("/portal/withdraw", data={"reason": "Found a job"}))
+    db.session.expire_all()
+    assert db.session.scalar(select(Applicant.status)) == ApplicantStatus.ACTIVE
+
+    response = client.post(
+        "/portal/withdraw", data={"reason": "Found a job", "csrf_token": form_token(page)}
+    )
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.scalar(select(Applicant.status)) == ApplicantStatus.WITHDRAWN
+
+
+def test_the_opening_editors_forms_need_their_tokens(csrf_app, make_org):
+    org = make_org("Acme")
+    client = csrf_app.test_client()
+    login(client, owner_of(org).email)
+
+    # Creating an opening.
+    page = client.get("/openings").text
+    assert_csrf_page(client.post("/openings", data={"name": "Picker"}))
+    assert count(Opening) == 0
+    response = client.post("/openings", data={"name": "Picker", "csrf_token": form_token(page)})
+    assert response.status_code == 302
+    opening = db.session.scalar(select(Opening))
+    assert opening.state == OpeningState.DRAFT
+
+    # Adding stages.
+    url = f"/openings/{opening.public_id}"
+    page = client.get(f"{url}/edit").text
+    assert_csrf_page(client.post(f"{url}/stages", data={"stage_name": "Apply"}))
+    assert count(Stage) == 0
+    for name in ("Apply", "Review"):
+        response = client.post(
+            f"{url}/stages", data={"stage_name": name, "csrf_token": form_token(page)}
+        )
+        assert response.status_code == 302, response.text
+    first, second = (s.public_id for s in db.session.scalars(select(Stage).order_by(Stage.id)))
+
+    # Reordering by drag: htmx posts the order with the token from <body hx-headers>.
+    page = client.get(f"{url}/edit").text
+    hx = {"HX-Request": "true"}
+    order = {"order": f"{second},{first}"}
+
+    def names() -> list[str]:
+        db.session.expire_all()
+        return list(db.session.scalars(select(Stage.name).order_by(Stage.position)))
+
+    assert_csrf_page(client.post(f"{url}/stages/order", data=order, headers=hx))
+    assert names() == ["Apply", "Review"]
+    response = client.post(
+        f"{url}/stages/order", data=order, headers={**hx, "X-CSRFToken": header_token(page)}
+    )
+    assert response.status_code == 200, response.text
+    assert 'id="stages"' in response.text and "<html" not in response.text
+    assert names() == ["Review", "Apply"]

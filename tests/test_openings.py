@@ -63,3 +63,9 @@ def test_anonymous_visitors_are_sent_to_login_and_back(client, make_org, make_op
     htmx = client.get("/openings", headers={"HX-Request": "true"})
     assert htmx.status_code == 204
     assert htmx.headers["HX-Redirect"].startswith("/login?next=")
+
+
+def test_an_id_with_a_nul_byte_is_a_404_not_a_500(client, auth, make_org):
+    org = make_org()
+    auth.login(owner_of(org).email)
+    assert client.get("/openings/%00").status_code == 404

@@ -26,6 +26,7 @@ from plutomi.extensions import db
 from plutomi.models import Applicant, Opening, OpeningState, Org, Question, QuestionType, Upload
 from plutomi.services import answers, applications
 from plutomi.services.errors import Invalid, InvalidFields, NotFound
+from plutomi.services.fields import has_control_characters
 from plutomi.tenancy import org_required
 
 bp = Blueprint("public", __name__)
@@ -261,7 +262,8 @@ def portal():
 def portal_answer(question_id: str):
     applicant = applicant_session.current_applicant()
     question = None
-    if applicant is not None:
+    # (NUL in the id would be a 500 on PostgreSQL, which refuses it in any query.)
+    if applicant is not None and not has_control_characters(question_id):
         # Only a question this applicant is being asked now; anything else is a 404.
         question = db.session.scalar(
             select(Question).where(

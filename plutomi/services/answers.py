@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import contains_eager
 from werkzeug.datastructures import FileStorage
 
 from plutomi.extensions import db
@@ -320,13 +321,15 @@ def complete_stage_if_done(applicant: Applicant) -> bool:
 
 
 def answered(applicant: Applicant) -> list[Answer]:
-    """Every answer of the applicant, in stage and question order."""
+    """Every answer of the applicant, in stage and question order, each with its question
+    loaded by the same query (the portal shows each answer's label: no query per answer)."""
     return list(
         db.session.scalars(
             select(Answer)
             .join(Question, Answer.question_id == Question.id)
             .join(Stage, Question.stage_id == Stage.id)
             .where(Answer.applicant_id == applicant.id)
+            .options(contains_eager(Answer.question))
             .order_by(Stage.position, Question.position, Question.id)
         )
     )

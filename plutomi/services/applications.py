@@ -32,6 +32,7 @@ from plutomi.services.errors import Invalid, InvalidFields
 from plutomi.services.events import record
 from plutomi.services.fields import clean_name, has_control_characters, normalize_email
 from plutomi.services.mail import queue_email
+from plutomi.services.openings import questions_by_stage
 from plutomi.services.tokens import hash_token, new_token
 
 NOT_TAKING = "This opening is not taking applications."
@@ -92,7 +93,9 @@ def published_openings(org: Org, search: str = "") -> list[Opening]:
 
 
 def schema(opening: Opening) -> dict[str, Any]:
-    """The public, read-only shape of an opening's application: stages and their questions."""
+    """The public, read-only shape of an opening's application: stages and their questions
+    (all questions in one query, not one per stage)."""
+    questions = questions_by_stage(opening)
     return {
         "opening": {
             "id": opening.public_id,
@@ -117,7 +120,7 @@ def schema(opening: Opening) -> dict[str, Any]:
                         "min": question.min_value,
                         "max": question.max_value,
                     }
-                    for question in answers.stage_questions(stage)
+                    for question in questions.get(stage.id, [])
                 ],
             }
             for stage in opening.stages

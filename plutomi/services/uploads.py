@@ -34,6 +34,7 @@ from werkzeug.datastructures import FileStorage
 from plutomi.extensions import db
 from plutomi.models import Applicant, Question, Upload
 from plutomi.services.errors import Invalid, NotFound
+from plutomi.services.fields import has_control_characters
 from plutomi.storage import Storage, get_storage
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,9 @@ def open_file(upload: Upload) -> BinaryIO:
 
 def for_member(org_id: int, upload_public_id: str) -> Upload:
     """An upload of that org, for its members; NotFound for any other org's."""
+    # An id from a URL: PostgreSQL refuses NUL in a query outright (a 500), so stop it here.
+    if has_control_characters(upload_public_id):
+        raise NotFound("There is no such file in this org.")
     upload = db.session.scalar(
         select(Upload).where(Upload.org_id == org_id, Upload.public_id == upload_public_id)
     )
@@ -218,6 +222,8 @@ def for_member(org_id: int, upload_public_id: str) -> Upload:
 
 def for_applicant(applicant: Applicant, upload_public_id: str) -> Upload:
     """One of that applicant's own uploads; NotFound for everyone else's."""
+    if has_control_characters(upload_public_id):
+        raise NotFound("There is no such file.")
     upload = db.session.scalar(
         select(Upload).where(
             Upload.applicant_id == applicant.id,

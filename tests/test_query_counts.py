@@ -1,0 +1,161 @@
+"""The pages that list things run the same number of SQL statements however long the list:
+no query per row (N+1). Counted with a before_cursor_execute listener on the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event
+
+from plutomi.extensions import db
+from plutomi.models import (
+    Answer,
+    Applicant,
+    Opening,
+    OpeningState,
+    Question,
+    QuestionType,
+    Stage,
+    new_public_id,
+)
+from tests.conftest import Auth, owner_of
+
+
+@contextmanager
+def statements(app) -> Iterator[list[str]]:
+    """Every SQL statement the app sends while the block runs."""
+    with app.app_context():
+        engine = db.engine
+    seen: list[str] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
+
+def count_for(app, request) -> int:
+    with statements(app) as seen:
+        response = request()
+    assert response.status_code == 200, response.text
+    return len(seen)
+
+
+def add_openings(org, n: int) -> None:
+    for i in range(n):
+        db.session.add(
+            Opening(
+                org_id=org.id,
+                name=f"Opening {new_public_id()[:6]} {i}",
+                slug=new_public_id()[:12],
+                description="**Drive** for us.",
+                state=OpeningState.PUBLISHED,
+            )
+        )
+    db.session.commit()
+
+
+def add_questions(stage: Stage, n: int, kind: QuestionType = QuestionType.SHORT_TEXT) -> list:
+    start = len(db.session.query(Question).filter_by(stage_id=stage.id).all())
+    rows = [
+        Question(
+            org_id=stage.org_id,
+            opening_id=stage.opening_id,
+            stage_id=stage.id,
+            key=f"q{stage.id}_{start + i}",
+            type=kind,
+            label=f"Question {start + i}",
+            position=start + i,
+            options=["A", "B"] if kind.has_options else [],
+        )
+        for i in range(n)
+    ]
+    db.session.add_all(rows)
+    db.session.commit()
+    return rows
+
+
+def test_the_job_board(app, client, make_org):
+    org = make_org("Acme", slug="acme")
+    add_openings(org, 5)
+    few = count_for(app, lambda: client.get("/jobs/acme"))
+    add_openings(org, 45)
+    many = count_for(app, lambda: client.get("/jobs/acme"))
+    assert client.get("/jobs/acme").text.count('class="card job"') == 50
+    assert many == few
+
+
+@pytest.mark.parametrize("kind", [QuestionType.SHORT_TEXT, QuestionType.MULTI_CHOICE])
+def test_the_opening_editor(app, client, make_org, make_opening, kind):
+    org = make_org("Acme")
+    opening = make_opening(org, stages=("Apply", "Documents", "Review"))
+    Auth(client).login(owner_of(org).email)
+    url = f"/openings/{opening.public_id}/edit"
+    add_questions(opening.stages[0], 5, kind)
+    few = count_for(app, lambda: client.get(url))
+    add_questions(opening.stages[0], 45, kind)
+    many = count_for(app, lambda: client.get(url))
+    assert many == few
+
+
+def test_the_application_form_and_its_schema(app, client, make_org, make_opening):
+    org = make_org("Acme", slug="acme")
+    opening = make_opening(org, stages=("Apply", "Documents"))
+    page = f"/jobs/acme/{opening.slug}"
+    schema = f"{page}/schema.json"
+    add_questions(opening.stages[0], 5)
+    few = (count_for(app, lambda: client.get(page)), count_for(app, lambda: client.get(schema)))
+    add_questions(opening.stages[0], 45)
+    add_questions(opening.stages[1], 50)
+    many = (count_for(app, lambda: client.get(page)), count_for(app, lambda: client.get(schema)))
+    assert many == few
+
+
+def test_the_schema_does_not_query_per_stage(app, client, make_org, make_opening):
+    org = make_org("Acme", slug="acme")
+    few_stages = make_opening(org, stages=("A", "B"))
+    many_stages = make_opening(org, stages=tuple(f"Stage {i}" for i in range(30)))
+    for opening in (few_stages, many_stages):
+        for stage in opening.stages:
+            add_questions(stage, 2)
+    few = count_for(app, lambda: client.get(f"/jobs/acme/{few_stages.slug}/schema.json"))
+    many = count_for(app, lambda: client.get(f"/jobs/acme/{many_stages.slug}/schema.json"))
+    assert len(client.get(f"/jobs/acme/{many_stages.slug}/schema.json").json["stages"]) == 30
+    assert many == few
+
+
+def _answer_all(applicant: Applicant, questions: list[Question]) -> None:
+    for question in questions:
+        db.session.add(
+            Answer(
+                org_id=applicant.org_id,
+                applicant_id=applicant.id,
+                question_id=question.id,
+                value="A" if question.type != QuestionType.MULTI_CHOICE else ["A"],
+            )
+        )
+    db.session.commit()
+
+
+def test_the_applicant_portal(app, client, make_org, make_opening, make_applicant):
+    org = make_org("Acme", slug="acme")
+    opening = make_opening(org, stages=("Apply", "Documents"))
+    applicant = make_applicant(opening)
+    # The portal signs in from the session: set it as a magic link would.
+    with client.session_transaction() as session:
+        session["applicant"] = applicant.public_id
+    first = opening.stages[0]
+    _answer_all(applicant, add_questions(first, 5))
+    add_questions(first, 3)  # still to answer
+    few = count_for(app, lambda: client.get("/portal"))
+    _answer_all(applicant, add_questions(first, 45, QuestionType.MULTI_CHOICE))
+    add_questions(first, 30)
+    many = count_for(app, lambda: client.get("/portal"))
+    assert client.get("/portal").text.count("Question ") >= 83
+    assert many == few
