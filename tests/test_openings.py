@@ -69,3 +69,32 @@ def test_an_id_with_a_nul_byte_is_a_404_not_a_500(client, auth, make_org):
     org = make_org()
     auth.login(owner_of(org).email)
     assert client.get("/openings/%00").status_code == 404
+
+
+def test_public_pages_are_linked_from_the_recruiters_pages(client, auth, make_org, make_opening):
+    org = make_org()
+    opening = make_opening(org, "Summer Camp")
+    auth.login(owner_of(org).email)
+
+    index = client.get("/openings").text
+    board = f"/jobs/{org.slug}"
+    assert f'href="{board}"' in index
+    assert f'href="{board}"' in client.get("/settings").text
+    assert client.get(board).status_code == 200
+
+    overview = client.get(f"/openings/{opening.public_id}").text
+    links = [
+        f"/openings/{opening.public_id}/preview",
+        f"/jobs/{org.slug}/{opening.slug}",
+        f"/jobs/{org.slug}/{opening.slug}/schema.json",
+    ]
+    for link in links:
+        assert f'href="{link}"' in overview, link
+        assert client.get(link).status_code == 200, link
+
+    # A draft has no public page or schema to link to; the preview stays.
+    opening.state = OpeningState.DRAFT
+    db.session.commit()
+    overview = client.get(f"/openings/{opening.public_id}").text
+    assert f'href="/jobs/{org.slug}/{opening.slug}"' not in overview
+    assert f'href="/openings/{opening.public_id}/preview"' in overview
