@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint install migrate demo clean
+.PHONY: run test bench lint install migrate demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -n auto -p no:cacheprovider
+
+## Benchmarks against a floor measured in the same run (PostgreSQL and Redis servers; see bench/README.md).
+bench: $(STAMP)
+	$(PY) -m bench.run
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

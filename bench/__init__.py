@@ -1,0 +1,1 @@
+"""Plutomi's benchmark suite: `make bench` (see bench/README.md)."""
