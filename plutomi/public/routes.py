@@ -146,12 +146,15 @@ def opening(org_slug: str, opening_slug: str):
         return _form_page(org, row)
 
     questions = answers.stage_questions(row.stages[0])
+    # Read before the commit expires them: the redirect then needs no query.
+    slugs = {"org_slug": org.slug, "opening_slug": row.slug}
     try:
         applicant, created = applications.apply(
             row,
             request.form.get("name", ""),
             request.form.get("email", ""),
             _raw_answers(questions),
+            questions,
         )
     except InvalidFields as exc:
         return _form_page(org, row, _typed(questions), exc.errors, 422)
@@ -163,7 +166,7 @@ def opening(org_slug: str, opening_slug: str):
         applicant_session.sign_in(applicant)
     else:
         flash(applications.ALREADY_APPLIED, "info")
-    return redirect(url_for("public.applied", org_slug=org.slug, opening_slug=row.slug))
+    return redirect(url_for("public.applied", **slugs))
 
 
 @bp.get("/jobs/<org_slug>/<opening_slug>/applied")

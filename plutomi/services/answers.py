@@ -234,11 +234,21 @@ def _upsert(applicant: Applicant, question: Question, value: Any) -> Answer:
     return answer
 
 
-def write(applicant: Applicant, question: Question, value: Any) -> Answer | None:
-    """Store a value that clean() accepted, in the caller's transaction; None clears it."""
+def write(
+    applicant: Applicant, question: Question, value: Any, *, new: bool = False
+) -> Answer | None:
+    """Store a value that clean() accepted, in the caller's transaction; None clears it.
+    new: the applicant was just created, so there is no earlier answer to look up."""
     if isinstance(value, FileStorage):
         value = _store_file(applicant, question, value)
-    if value is None:
+    if new:
+        if value is None:
+            return None
+        answer = Answer(
+            org_id=applicant.org_id, applicant_id=applicant.id, question_id=question.id, value=value
+        )
+        db.session.add(answer)
+    elif value is None:
         answer = db.session.scalar(
             select(Answer).where(
                 Answer.applicant_id == applicant.id, Answer.question_id == question.id
@@ -247,7 +257,8 @@ def write(applicant: Applicant, question: Question, value: Any) -> Answer | None
         if answer is not None:
             db.session.delete(answer)
         return None
-    answer = _upsert(applicant, question, value)
+    else:
+        answer = _upsert(applicant, question, value)
     record(
         "applicant.answered",
         actor=actor(applicant),
@@ -308,6 +319,12 @@ def complete_stage_if_done(applicant: Applicant) -> bool:
     stage = db.session.get(Stage, applicant.stage_id)
     if missing_required(applicant, stage):
         return False
+    mark_completed(applicant, stage)
+    return True
+
+
+def mark_completed(applicant: Applicant, stage: Stage) -> None:
+    """Record that every required question of the applicant's current stage is answered."""
     applicant.stage_completed_at = utcnow()
     record(
         "applicant.stage_completed",
@@ -317,7 +334,6 @@ def complete_stage_if_done(applicant: Applicant) -> bool:
         applicant_id=applicant.id,
         stage=stage.name,
     )
-    return True
 
 
 def answered(applicant: Applicant) -> list[Answer]:
