@@ -24,7 +24,7 @@ from sqlalchemy import select
 from plutomi import applicant_session, tenancy
 from plutomi.extensions import db
 from plutomi.models import Applicant, Opening, OpeningState, Org, Question, QuestionType, Upload
-from plutomi.services import answers, applications
+from plutomi.services import answers, applications, openings
 from plutomi.services.errors import Invalid, InvalidFields, NotFound
 from plutomi.services.fields import has_control_characters
 from plutomi.tenancy import org_required
@@ -128,7 +128,7 @@ def _form_page(org, opening, values=None, errors=None, status=200, preview=False
         "public/opening.html",
         org=org,
         opening=opening,
-        questions=answers.stage_questions(stage) if stage else [],
+        questions=openings.stage_questions(stage) if stage else [],
         values=values or {},
         errors=errors or {},
         preview=preview,
@@ -145,7 +145,7 @@ def opening(org_slug: str, opening_slug: str):
     if request.method == "GET":
         return _form_page(org, row)
 
-    questions = answers.stage_questions(row.stages[0])
+    questions = openings.stage_questions(row.stages[0])
     # Read before the commit expires them: the redirect then needs no query.
     slugs = {"org_slug": org.slug, "opening_slug": row.slug}
     try:
@@ -227,7 +227,7 @@ def _portal_page(applicant: Applicant, errors=None, values=None, status=200):
     stage = applicant.stage
     given = answers.answered(applicant)
     done = {answer.question_id for answer in given}
-    remaining = [q for q in answers.stage_questions(stage) if q.id not in done]
+    remaining = [q for q in openings.stage_questions(stage) if q.id not in done]
     upload_ids = [a.value for a in given if a.question.type == QuestionType.FILE]
     uploads = {
         u.public_id: u

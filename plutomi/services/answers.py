@@ -38,17 +38,6 @@ def actor(applicant: Applicant) -> Actor:
     return Actor("applicant", applicant.id)
 
 
-def stage_questions(stage: Stage) -> list[Question]:
-    """The questions a stage asks now (archived ones are kept only for their old answers)."""
-    return list(
-        db.session.scalars(
-            select(Question)
-            .where(Question.stage_id == stage.id, Question.archived_at.is_(None))
-            .order_by(Question.position, Question.id)
-        )
-    )
-
-
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 

@@ -28,12 +28,11 @@ from plutomi.models import (
     QuestionType,
     utcnow,
 )
-from plutomi.services import answers
+from plutomi.services import answers, openings
 from plutomi.services.errors import Invalid, InvalidFields
 from plutomi.services.events import record
 from plutomi.services.fields import clean_name, has_control_characters, normalize_email
 from plutomi.services.mail import queue_email
-from plutomi.services.openings import questions_by_stage
 from plutomi.services.tokens import hash_token, new_token
 
 NOT_TAKING = "This opening is not taking applications."
@@ -96,7 +95,7 @@ def published_openings(org: Org, search: str = "") -> list[Opening]:
 def schema(opening: Opening) -> dict[str, Any]:
     """The public, read-only shape of an opening's application: stages and their questions
     (all questions in one query, not one per stage)."""
-    questions = questions_by_stage(opening)
+    questions = openings.questions_by_stage(opening)
     return {
         "opening": {
             "id": opening.public_id,
@@ -225,7 +224,7 @@ def apply(
 
     stage = opening.stages[0]
     values = []
-    for question in questions if questions is not None else answers.stage_questions(stage):
+    for question in questions if questions is not None else openings.stage_questions(stage):
         try:
             values.append((question, answers.clean(question, _raw(raw_answers, question))))
         except Invalid as exc:

@@ -170,7 +170,8 @@ def questions_by_stage(opening: Opening) -> dict[int, list[Question]]:
     return grouped
 
 
-def _questions_of(stage: Stage) -> list[Question]:
+def stage_questions(stage: Stage) -> list[Question]:
+    """The questions a stage asks now, in order (archived ones stay only for old answers)."""
     return list(
         db.session.scalars(
             select(Question)
@@ -758,7 +759,7 @@ def reorder_questions(
 ) -> list[Question]:
     opening = _editable(actor, opening_id)
     stage = get_stage(opening, stage_id)
-    questions = _questions_of(stage)
+    questions = stage_questions(stage)
     _write_positions(questions, question_ids)
     record(
         "question.reordered",
@@ -769,7 +770,7 @@ def reorder_questions(
         order=question_ids,
     )
     db.session.commit()
-    return _questions_of(stage)
+    return stage_questions(stage)
 
 
 def move_question(
@@ -778,7 +779,7 @@ def move_question(
     opening = _editable(actor, opening_id)
     question = get_question(opening, question_id)
     stage = question.stage
-    ids = [q.public_id for q in _questions_of(stage)]
+    ids = [q.public_id for q in stage_questions(stage)]
     return reorder_questions(
         actor, opening_id, stage.public_id, _moved(ids, question.public_id, direction)
     )
