@@ -96,6 +96,9 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from plutomi.tenancy import PublicIdConverter
+
+    app.url_map.converters["pid"] = PublicIdConverter
     from plutomi.applicants.routes import bp as applicants
     from plutomi.auth.routes import bp as auth
     from plutomi.dev.routes import bp as dev

@@ -14,10 +14,11 @@ from flask import abort, g, redirect, session, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import Select, select
 from sqlalchemy.orm import contains_eager
+from werkzeug.routing import BaseConverter
 
 from plutomi.extensions import db
 from plutomi.models import Membership, Org, Role
-from plutomi.services.fields import has_control_characters
+from plutomi.models.base import PUBLIC_ID_PATTERN, is_public_id
 
 T = TypeVar("T")
 SESSION_KEY = "org"
@@ -72,8 +73,8 @@ def scoped(model: type[T]) -> Select:
 
 
 def get_or_404(model: type[T], public_id: str) -> T:
-    if has_control_characters(public_id):
-        abort(404)  # no id has them, and PostgreSQL refuses NUL even in a query
+    if not is_public_id(public_id):
+        abort(404)
     row = db.session.scalar(scoped(model).where(model.public_id == public_id))
     if row is None:
         abort(404)
@@ -97,6 +98,12 @@ def org_required(role: Role = Role.VIEWER) -> Callable:
         return wrapped
 
     return decorator
+
+
+class PublicIdConverter(BaseConverter):
+    """`<pid:opening_id>`: a URL whose id cannot be a public id is a 404 before any view runs."""
+
+    regex = PUBLIC_ID_PATTERN
 
 
 def forget() -> None:

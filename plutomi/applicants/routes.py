@@ -16,7 +16,7 @@ bp = Blueprint("applicants", __name__)
 bp.add_app_template_filter(applicants.duration, "duration")
 
 
-@bp.get("/applicants/<applicant_id>")
+@bp.get("/applicants/<pid:applicant_id>")
 @org_required()
 def show(applicant_id: str):
     applicant = tenancy.get_or_404(Applicant, applicant_id)

@@ -32,7 +32,7 @@ def mailbox():
     return render_template("dev/mailbox.html", messages=list(messages))
 
 
-@bp.get("/mailbox/<message_id>")
+@bp.get("/mailbox/<pid:message_id>")
 def message(message_id: str):
     row = db.session.scalar(
         select(OutboxMessage).where(

@@ -50,13 +50,13 @@ def _send(upload: Upload):
     return response
 
 
-@bp.get("/files/<upload_id>")
+@bp.get("/files/<pid:upload_id>")
 @org_required()
 def member_file(upload_id: str):
     return _send(uploads.for_member(current_org().id, upload_id))
 
 
-@bp.get("/portal/files/<upload_id>")
+@bp.get("/portal/files/<pid:upload_id>")
 def applicant_file(upload_id: str):
     applicant = current_applicant()
     if applicant is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 from datetime import UTC, datetime
@@ -16,9 +17,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+PUBLIC_ID_LENGTH = 16
+PUBLIC_ID_PATTERN = f"[a-z0-9]{{{PUBLIC_ID_LENGTH}}}"
+_PUBLIC_ID = re.compile(PUBLIC_ID_PATTERN)
+
+
 def new_public_id() -> str:
     """16 random characters (about 82 bits): ids in URLs are never guessable sequences."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(16))
+    return "".join(secrets.choice(_ALPHABET) for _ in range(PUBLIC_ID_LENGTH))
+
+
+def is_public_id(value: str) -> bool:
+    """Whether value could be a public id at all; anything else is refused before any query
+    (PostgreSQL refuses a NUL byte even inside a query's parameters)."""
+    return isinstance(value, str) and _PUBLIC_ID.fullmatch(value) is not None
 
 
 class UTCDateTime(TypeDecorator):

@@ -81,7 +81,7 @@ def create():
 # --- the overview --------------------------------------------------------------------------
 
 
-@bp.get("/openings/<opening_id>")
+@bp.get("/openings/<pid:opening_id>")
 @org_required()
 def show(opening_id: str):
     opening = tenancy.get_or_404(Opening, opening_id)
@@ -133,7 +133,7 @@ def _done(opening: Opening, section: str, message: str | None = None, anchor: st
     return redirect(url_for("openings.edit", opening_id=opening.public_id) + anchor)
 
 
-@bp.route("/openings/<opening_id>/edit", methods=["GET", "POST"])
+@bp.route("/openings/<pid:opening_id>/edit", methods=["GET", "POST"])
 @org_required(RECRUITER)
 def edit(opening_id: str):
     opening = _opening(opening_id)
@@ -164,37 +164,37 @@ def _state_action(opening_id: str, action, message: str):
     return _done(opening, "opening", message)
 
 
-@bp.post("/openings/<opening_id>/publish")
+@bp.post("/openings/<pid:opening_id>/publish")
 @org_required(RECRUITER)
 def publish(opening_id: str):
     return _state_action(opening_id, openings.publish, "Published: the opening takes applicants.")
 
 
-@bp.post("/openings/<opening_id>/close")
+@bp.post("/openings/<pid:opening_id>/close")
 @org_required(RECRUITER)
 def close(opening_id: str):
     return _state_action(opening_id, openings.close, "Closed: no new applicants.")
 
 
-@bp.post("/openings/<opening_id>/reopen")
+@bp.post("/openings/<pid:opening_id>/reopen")
 @org_required(RECRUITER)
 def reopen(opening_id: str):
     return _state_action(opening_id, openings.reopen, "Reopened: the opening takes applicants.")
 
 
-@bp.post("/openings/<opening_id>/archive")
+@bp.post("/openings/<pid:opening_id>/archive")
 @org_required(RECRUITER)
 def archive(opening_id: str):
     return _state_action(opening_id, openings.archive, "Archived: hidden from the list.")
 
 
-@bp.post("/openings/<opening_id>/unarchive")
+@bp.post("/openings/<pid:opening_id>/unarchive")
 @org_required(RECRUITER)
 def unarchive(opening_id: str):
     return _state_action(opening_id, openings.unarchive, "Back in the list.")
 
 
-@bp.post("/openings/<opening_id>/clone")
+@bp.post("/openings/<pid:opening_id>/clone")
 @org_required(RECRUITER)
 def clone(opening_id: str):
     opening = _opening(opening_id)
@@ -223,7 +223,7 @@ def _stage_failed(opening: Opening, stage_id: str, error: ServiceError):
     return _editor(opening, "stages", 422, stage_errors={stage_id: error})
 
 
-@bp.post("/openings/<opening_id>/stages")
+@bp.post("/openings/<pid:opening_id>/stages")
 @org_required(RECRUITER)
 def add_stage(opening_id: str):
     opening = _opening(opening_id)
@@ -239,7 +239,7 @@ def add_stage(opening_id: str):
     return _editor(opening, "stages", 422, stage_form=form)
 
 
-@bp.post("/openings/<opening_id>/stages/order")
+@bp.post("/openings/<pid:opening_id>/stages/order")
 @org_required(RECRUITER)
 def reorder_stages(opening_id: str):
     opening = _opening(opening_id)
@@ -249,7 +249,7 @@ def reorder_stages(opening_id: str):
     return _done(opening, "stages")
 
 
-@bp.post("/openings/<opening_id>/stages/<stage_id>/move")
+@bp.post("/openings/<pid:opening_id>/stages/<pid:stage_id>/move")
 @org_required(RECRUITER)
 def move_stage(opening_id: str, stage_id: str):
     opening = _opening(opening_id)
@@ -260,7 +260,7 @@ def move_stage(opening_id: str, stage_id: str):
     return _done(opening, "stages", anchor=f"#stage-{stage_id}")
 
 
-@bp.post("/openings/<opening_id>/stages/<stage_id>/rename")
+@bp.post("/openings/<pid:opening_id>/stages/<pid:stage_id>/rename")
 @org_required(RECRUITER)
 def rename_stage(opening_id: str, stage_id: str):
     opening = _opening(opening_id)
@@ -272,7 +272,7 @@ def rename_stage(opening_id: str, stage_id: str):
     return _done(opening, "stages", "Stage renamed.", f"#stage-{stage_id}")
 
 
-@bp.post("/openings/<opening_id>/stages/<stage_id>/delete")
+@bp.post("/openings/<pid:opening_id>/stages/<pid:stage_id>/delete")
 @org_required(RECRUITER)
 def delete_stage(opening_id: str, stage_id: str):
     opening = _opening(opening_id)
@@ -293,7 +293,7 @@ def _question_form_page(opening: Opening, form: QuestionForm, target: tuple, sta
     return _editor(opening, "stages", status, question_form=form, question_for=target)
 
 
-@bp.route("/openings/<opening_id>/stages/<stage_id>/questions", methods=["GET", "POST"])
+@bp.route("/openings/<pid:opening_id>/stages/<pid:stage_id>/questions", methods=["GET", "POST"])
 @org_required(RECRUITER)
 def add_question(opening_id: str, stage_id: str):
     opening = _opening(opening_id)
@@ -311,7 +311,7 @@ def add_question(opening_id: str, stage_id: str):
     return _question_form_page(opening, form, ("new", stage.public_id), 422)
 
 
-@bp.route("/openings/<opening_id>/questions/<question_id>/edit", methods=["GET", "POST"])
+@bp.route("/openings/<pid:opening_id>/questions/<pid:question_id>/edit", methods=["GET", "POST"])
 @org_required(RECRUITER)
 def edit_question(opening_id: str, question_id: str):
     opening = _opening(opening_id)
@@ -329,7 +329,7 @@ def edit_question(opening_id: str, question_id: str):
     return _question_form_page(opening, form, ("edit", question.public_id), 422)
 
 
-@bp.post("/openings/<opening_id>/questions/<question_id>/delete")
+@bp.post("/openings/<pid:opening_id>/questions/<pid:question_id>/delete")
 @org_required(RECRUITER)
 def delete_question(opening_id: str, question_id: str):
     opening = _opening(opening_id)
@@ -338,7 +338,7 @@ def delete_question(opening_id: str, question_id: str):
     return _done(opening, "stages", message)
 
 
-@bp.post("/openings/<opening_id>/questions/<question_id>/move")
+@bp.post("/openings/<pid:opening_id>/questions/<pid:question_id>/move")
 @org_required(RECRUITER)
 def move_question(opening_id: str, question_id: str):
     opening = _opening(opening_id)
@@ -349,7 +349,7 @@ def move_question(opening_id: str, question_id: str):
     return _done(opening, "stages", anchor=f"#question-{question_id}")
 
 
-@bp.post("/openings/<opening_id>/stages/<stage_id>/questions/order")
+@bp.post("/openings/<pid:opening_id>/stages/<pid:stage_id>/questions/order")
 @org_required(RECRUITER)
 def reorder_questions(opening_id: str, stage_id: str):
     opening = _opening(opening_id)

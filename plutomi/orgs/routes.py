@@ -100,7 +100,7 @@ def _member_action(action, *args):
     return None
 
 
-@bp.post("/settings/invites/<invite_id>/revoke")
+@bp.post("/settings/invites/<pid:invite_id>/revoke")
 @org_required(Role.ADMIN)
 def revoke_invite(invite_id: str):
     if failed := _member_action(orgs.revoke_invite, invite_id):
@@ -109,7 +109,7 @@ def revoke_invite(invite_id: str):
     return _after_change()
 
 
-@bp.post("/settings/members/<user_id>/role")
+@bp.post("/settings/members/<pid:user_id>/role")
 @org_required(Role.ADMIN)
 def change_role(user_id: str):
     form = RoleForm()
@@ -121,7 +121,7 @@ def change_role(user_id: str):
     return _after_change()
 
 
-@bp.post("/settings/members/<user_id>/remove")
+@bp.post("/settings/members/<pid:user_id>/remove")
 @org_required(Role.ADMIN)
 def remove_member(user_id: str):
     if failed := _member_action(orgs.remove_member, user_id):

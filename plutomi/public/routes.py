@@ -26,7 +26,6 @@ from plutomi.extensions import db
 from plutomi.models import Applicant, Opening, OpeningState, Org, Question, QuestionType, Upload
 from plutomi.services import answers, applications, openings
 from plutomi.services.errors import Invalid, InvalidFields, NotFound
-from plutomi.services.fields import has_control_characters
 from plutomi.tenancy import org_required
 
 bp = Blueprint("public", __name__)
@@ -261,12 +260,11 @@ def portal():
     return _portal_page(applicant)
 
 
-@bp.post("/portal/answers/<question_id>")
+@bp.post("/portal/answers/<pid:question_id>")
 def portal_answer(question_id: str):
     applicant = applicant_session.current_applicant()
     question = None
-    # (NUL in the id would be a 500 on PostgreSQL, which refuses it in any query.)
-    if applicant is not None and not has_control_characters(question_id):
+    if applicant is not None:
         # Only a question this applicant is being asked now; anything else is a 404.
         question = db.session.scalar(
             select(Question).where(
@@ -344,7 +342,7 @@ def portal_sign_out():
 # --- the recruiter's preview ----------------------------------------------------------------
 
 
-@bp.get("/openings/<opening_id>/preview")
+@bp.get("/openings/<pid:opening_id>/preview")
 @org_required()
 def preview(opening_id: str):
     row = tenancy.get_or_404(Opening, opening_id)

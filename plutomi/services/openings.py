@@ -23,9 +23,10 @@ from plutomi.models import (
     utcnow,
 )
 from plutomi.ranks import between
-from plutomi.services.errors import Invalid, NotFound
+from plutomi.services.errors import Invalid
 from plutomi.services.events import Actor, record
 from plutomi.services.fields import CONTROL_CHARACTER, clean_name, has_control_characters
+from plutomi.services.lookups import by_public_id
 from plutomi.services.orgs import require, slugify
 
 
@@ -98,51 +99,23 @@ def _actor(actor: Membership) -> Actor:
     return Actor.user(actor.user)
 
 
-def _not_an_id(public_id: str) -> bool:
-    """Ids come from URLs and forms; PostgreSQL refuses NUL in a query outright (a 500)."""
-    return has_control_characters(public_id)
-
-
 def get_opening(actor: Membership, opening_id: str) -> Opening:
-    if _not_an_id(opening_id):
-        raise NotFound("No such opening.")
-    opening = db.session.scalar(
-        select(Opening).where(Opening.org_id == actor.org_id, Opening.public_id == opening_id)
-    )
-    if opening is None:
-        raise NotFound("No such opening.")
-    return opening
+    scope = select(Opening).where(Opening.org_id == actor.org_id)
+    return by_public_id(scope, Opening, opening_id, "No such opening.")
 
 
 def get_stage(opening: Opening, stage_id: str) -> Stage:
-    if _not_an_id(stage_id):
-        raise NotFound("No such stage in this opening.")
-    stage = db.session.scalar(
-        select(Stage).where(
-            Stage.org_id == opening.org_id,
-            Stage.opening_id == opening.id,
-            Stage.public_id == stage_id,
-        )
-    )
-    if stage is None:
-        raise NotFound("No such stage in this opening.")
-    return stage
+    scope = select(Stage).where(Stage.org_id == opening.org_id, Stage.opening_id == opening.id)
+    return by_public_id(scope, Stage, stage_id, "No such stage in this opening.")
 
 
 def get_question(opening: Opening, question_id: str) -> Question:
-    if _not_an_id(question_id):
-        raise NotFound("No such question in this opening.")
-    question = db.session.scalar(
-        select(Question).where(
-            Question.org_id == opening.org_id,
-            Question.opening_id == opening.id,
-            Question.public_id == question_id,
-            Question.archived_at.is_(None),
-        )
+    scope = select(Question).where(
+        Question.org_id == opening.org_id,
+        Question.opening_id == opening.id,
+        Question.archived_at.is_(None),
     )
-    if question is None:
-        raise NotFound("No such question in this opening.")
-    return question
+    return by_public_id(scope, Question, question_id, "No such question in this opening.")
 
 
 def _editable(actor: Membership, opening_id: str) -> Opening:

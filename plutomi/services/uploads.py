@@ -33,8 +33,8 @@ from werkzeug.datastructures import FileStorage
 
 from plutomi.extensions import db
 from plutomi.models import Applicant, Question, Upload
-from plutomi.services.errors import Invalid, NotFound
-from plutomi.services.fields import has_control_characters
+from plutomi.services.errors import Invalid
+from plutomi.services.lookups import by_public_id
 from plutomi.storage import Storage, get_storage
 
 log = logging.getLogger(__name__)
@@ -209,30 +209,16 @@ def open_file(upload: Upload) -> BinaryIO:
 
 def for_member(org_id: int, upload_public_id: str) -> Upload:
     """An upload of that org, for its members; NotFound for any other org's."""
-    # An id from a URL: PostgreSQL refuses NUL in a query outright (a 500), so stop it here.
-    if has_control_characters(upload_public_id):
-        raise NotFound("There is no such file in this org.")
-    upload = db.session.scalar(
-        select(Upload).where(Upload.org_id == org_id, Upload.public_id == upload_public_id)
-    )
-    if upload is None:
-        raise NotFound("There is no such file in this org.")
-    return upload
+    scope = select(Upload).where(Upload.org_id == org_id)
+    return by_public_id(scope, Upload, upload_public_id, "There is no such file in this org.")
 
 
 def for_applicant(applicant: Applicant, upload_public_id: str) -> Upload:
     """One of that applicant's own uploads; NotFound for everyone else's."""
-    if has_control_characters(upload_public_id):
-        raise NotFound("There is no such file.")
-    upload = db.session.scalar(
-        select(Upload).where(
-            Upload.applicant_id == applicant.id,
-            Upload.org_id == applicant.org_id,
-            Upload.public_id == upload_public_id,
-        )
+    scope = select(Upload).where(
+        Upload.applicant_id == applicant.id, Upload.org_id == applicant.org_id
     )
-    if upload is None:
-        raise NotFound("There is no such file.")
+    upload = by_public_id(scope, Upload, upload_public_id, "There is no such file.")
     return upload
 
 
