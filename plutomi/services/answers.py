@@ -16,7 +16,7 @@ from werkzeug.datastructures import FileStorage
 from plutomi.extensions import db
 from plutomi.models import Answer, Applicant, ApplicantStatus, Question, QuestionType, Stage, utcnow
 from plutomi.services.errors import Invalid, NotFound
-from plutomi.services.events import Actor, record
+from plutomi.services.events import Actor, record_applicant
 from plutomi.services.fields import CONTROL_CHARACTER, has_control_characters, normalize_email
 
 # Text answers without a maximum of their own still get one: a form is not a file store.
@@ -32,10 +32,6 @@ Raw = str | list[str] | FileStorage | None
 def field_name(question: Question) -> str:
     """The form field of a question: its public id, so renaming its key breaks no form."""
     return f"q_{question.public_id}"
-
-
-def actor(applicant: Applicant) -> Actor:
-    return Actor("applicant", applicant.id)
 
 
 def _number(value: float) -> str:
@@ -248,13 +244,8 @@ def write(
         return None
     else:
         answer = _upsert(applicant, question, value)
-    record(
-        "applicant.answered",
-        actor=actor(applicant),
-        org_id=applicant.org_id,
-        opening_id=applicant.opening_id,
-        applicant_id=applicant.id,
-        question=question.key,
+    record_applicant(
+        "applicant.answered", applicant, actor=Actor.applicant(applicant), question=question.key
     )
     return answer
 
@@ -315,13 +306,8 @@ def complete_stage_if_done(applicant: Applicant) -> bool:
 def mark_completed(applicant: Applicant, stage: Stage) -> None:
     """Record that every required question of the applicant's current stage is answered."""
     applicant.stage_completed_at = utcnow()
-    record(
-        "applicant.stage_completed",
-        actor=actor(applicant),
-        org_id=applicant.org_id,
-        opening_id=applicant.opening_id,
-        applicant_id=applicant.id,
-        stage=stage.name,
+    record_applicant(
+        "applicant.stage_completed", applicant, actor=Actor.applicant(applicant), stage=stage.name
     )
 
 

@@ -30,7 +30,7 @@ from plutomi.models import (
 )
 from plutomi.services import answers, openings
 from plutomi.services.errors import Invalid, InvalidFields
-from plutomi.services.events import record
+from plutomi.services.events import Actor, record_applicant
 from plutomi.services.fields import clean_name, has_control_characters, normalize_email
 from plutomi.services.mail import queue_email
 from plutomi.services.tokens import hash_token, new_token
@@ -254,12 +254,10 @@ def apply(
         _resend(existing)
         return existing, False
 
-    record(
+    record_applicant(
         "applicant.created",
-        actor=answers.actor(applicant),
-        org_id=applicant.org_id,
-        opening_id=opening.id,
-        applicant_id=applicant.id,
+        applicant,
+        actor=Actor.applicant(applicant),
         stage=stage.name,
         source="application_form",
     )
@@ -339,13 +337,6 @@ def withdraw(applicant: Applicant, reason: str | None = None) -> Applicant:
         payload["reason"] = reason
     applicant.status = ApplicantStatus.WITHDRAWN
     applicant.version += 1
-    record(
-        "applicant.withdrawn",
-        actor=answers.actor(applicant),
-        org_id=applicant.org_id,
-        opening_id=applicant.opening_id,
-        applicant_id=applicant.id,
-        **payload,
-    )
+    record_applicant("applicant.withdrawn", applicant, actor=Actor.applicant(applicant), **payload)
     db.session.commit()
     return applicant

@@ -12,7 +12,7 @@ from plutomi import ranks
 from plutomi.extensions import db
 from plutomi.models import Applicant, Opening, OpeningState, Stage, User, utcnow
 from plutomi.services import orgs, passwords
-from plutomi.services.events import Actor, record
+from plutomi.services.events import Actor, record, record_applicant
 
 EMAIL = "demo@example.com"
 STAGES = [
@@ -107,14 +107,7 @@ def load(password: str | None = None) -> tuple[bool, str | None]:
             )
             db.session.add(applicant)
             db.session.flush()
-            record(
-                "applicant.created",
-                actor=system,
-                org_id=org.id,
-                opening_id=opening.id,
-                applicant_id=applicant.id,
-                stage=stage.name,
-            )
+            record_applicant("applicant.created", applicant, actor=system, stage=stage.name)
     record("opening.published", actor=Actor.user(user), org_id=org.id, opening_id=opening.id)
     db.session.commit()
     return True, password

@@ -21,6 +21,10 @@ class Actor:
         return cls("user", user.id)
 
     @classmethod
+    def applicant(cls, applicant) -> Actor:
+        return cls("applicant", applicant.id)
+
+    @classmethod
     def system(cls) -> Actor:
         return cls("system")
 
@@ -45,3 +49,15 @@ def record(
     )
     db.session.add(event)
     return event
+
+
+def record_applicant(type: str, applicant, *, actor: Actor, **payload: Any) -> Event:
+    """An event about one applicant: its org, opening and id come from the applicant."""
+    return record(
+        type,
+        actor=actor,
+        org_id=applicant.org_id,
+        opening_id=applicant.opening_id,
+        applicant_id=applicant.id,
+        **payload,
+    )

@@ -24,7 +24,7 @@ from plutomi.models import (
 )
 from plutomi.ranks import between
 from plutomi.services.errors import Invalid
-from plutomi.services.events import Actor, record
+from plutomi.services.events import Actor, record, record_applicant
 from plutomi.services.fields import CONTROL_CHARACTER, clean_name, has_control_characters
 from plutomi.services.lookups import by_public_id
 from plutomi.services.orgs import require, slugify
@@ -462,12 +462,10 @@ def _move_applicants(actor: Membership, opening: Opening, source: Stage, target:
         applicant.entered_stage_at = now
         applicant.version += 1
         applicant.stage_completed_at = None
-        record(
+        record_applicant(
             "applicant.moved",
+            applicant,
             actor=_actor(actor),
-            org_id=actor.org_id,
-            opening_id=opening.id,
-            applicant_id=applicant.id,
             from_stage=source.name,
             to_stage=target.name,
             reason="stage_deleted",

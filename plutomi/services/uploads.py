@@ -222,17 +222,6 @@ def for_applicant(applicant: Applicant, upload_public_id: str) -> Upload:
     return upload
 
 
-def for_applicant_question(applicant: Applicant, question: Question) -> list[Upload]:
-    """The applicant's uploads for one question, newest first."""
-    return list(
-        db.session.scalars(
-            select(Upload)
-            .where(Upload.applicant_id == applicant.id, Upload.question_id == question.id)
-            .order_by(Upload.id.desc())
-        )
-    )
-
-
 # --- keeping files and rows together -------------------------------------------------------
 
 
