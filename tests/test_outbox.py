@@ -142,6 +142,7 @@ def test_without_smtp_the_mail_is_captured_for_the_dev_mailbox(app, client, run_
     assert done.transport == "mailbox"
     assert done.attempts == 1
 
+    assert 'href="/dev/mailbox"' in client.get("/login").text  # linked from the nav
     page = client.get("/dev/mailbox")
     assert page.status_code == 200
     assert "grace@example.com" in page.text
@@ -159,6 +160,7 @@ def test_the_dev_mailbox_is_404_when_disabled(make_app, app):
     message = queue_reset_mail()
     db.session.commit()
     deployed = make_app(DEV_MAILBOX=False).test_client()
+    assert "/dev/mailbox" not in deployed.get("/login").text
     assert deployed.get("/dev/mailbox").status_code == 404
     assert deployed.get(f"/dev/mailbox/{message.public_id}").status_code == 404
 
