@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import delete, select
+from sqlalchemy.orm import joinedload
 
 from plutomi.extensions import db
 from plutomi.models import Org, PasswordReset, User, UserSession, utcnow
@@ -82,9 +83,10 @@ def start_session(user: User, remember: bool) -> str:
 
 def load_session(key: str) -> User | None:
     row = db.session.scalar(
-        select(UserSession).where(
-            UserSession.key_hash == hash_token(key), UserSession.expires_at > utcnow()
-        )
+        # Every logged-in request runs this: the user comes in the same query.
+        select(UserSession)
+        .options(joinedload(UserSession.user))
+        .where(UserSession.key_hash == hash_token(key), UserSession.expires_at > utcnow())
     )
     if row is None:
         return None
