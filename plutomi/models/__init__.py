@@ -9,8 +9,9 @@ from plutomi.models.accounts import (
     User,
     UserSession,
 )
-from plutomi.models.applicants import Applicant, ApplicantStatus
+from plutomi.models.applicants import Applicant, ApplicantStatus, ApplicantTag, Note
 from plutomi.models.base import new_public_id, utcnow
+from plutomi.models.bulk import BulkAction, BulkState
 from plutomi.models.events import Event
 from plutomi.models.openings import Opening, OpeningState, Stage
 from plutomi.models.outbox import OutboxMessage, OutboxState
@@ -21,10 +22,14 @@ __all__ = [
     "Answer",
     "Applicant",
     "ApplicantStatus",
+    "ApplicantTag",
+    "BulkAction",
+    "BulkState",
     "Event",
     "Invite",
     "MagicLink",
     "Membership",
+    "Note",
     "Opening",
     "OpeningState",
     "Org",

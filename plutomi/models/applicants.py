@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from plutomi.extensions import db
@@ -22,8 +22,11 @@ class ApplicantStatus(StrEnum):
 class Applicant(PublicIdMixin, CreatedAtMixin, db.Model):
     __tablename__ = "applicants"
     __table_args__ = (
-        # A board column: the cards of one stage in rank order.
-        Index("ix_applicants_stage_rank", "stage_id", "rank"),
+        # A board column: the active cards of one stage in rank order, and its count, from
+        # one index.
+        Index("ix_applicants_board", "stage_id", "status", "rank", "id"),
+        # The same person applying to another opening of the org: the duplicate flag.
+        Index("ix_applicants_org_email", "org_id", "email"),
         # One application per email and opening, even when two submissions race.
         Index("ix_applicants_opening_email", "opening_id", "email", unique=True),
     )
@@ -46,3 +49,38 @@ class Applicant(PublicIdMixin, CreatedAtMixin, db.Model):
 
     opening: Mapped[Opening] = relationship()
     stage: Mapped[Stage] = relationship()
+
+
+# The same name twice in one opening: the other half of the duplicate flag.
+Index("ix_applicants_opening_name", Applicant.opening_id, func.lower(Applicant.name))
+
+
+class Note(PublicIdMixin, CreatedAtMixin, db.Model):
+    """A recruiter's plain-text note on an applicant; only its author edits it."""
+
+    __tablename__ = "notes"
+    __table_args__ = (Index("ix_notes_applicant_created", "applicant_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    applicant_id: Mapped[int] = mapped_column(ForeignKey("applicants.id", ondelete="CASCADE"))
+    # Kept when the author leaves the org; gone only if the user is deleted.
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ApplicantTag(db.Model):
+    """A free-form label on an applicant ("bilingual", "has van"); the board filters on it."""
+
+    __tablename__ = "applicant_tags"
+    __table_args__ = (Index("ix_applicant_tags_org_tag", "org_id", "tag"),)
+
+    applicant_id: Mapped[int] = mapped_column(
+        ForeignKey("applicants.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

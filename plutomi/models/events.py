@@ -17,6 +17,8 @@ class Event(db.Model):
     __table_args__ = (
         Index("ix_events_org_created", "org_id", "created_at"),
         Index("ix_events_applicant_created", "applicant_id", "created_at"),
+        # The board's live updates: what happened in this opening since event n.
+        Index("ix_events_opening_id", "opening_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -61,6 +61,8 @@ class Question(PublicIdMixin, CreatedAtMixin, db.Model):
     min_value: Mapped[float | None] = mapped_column(nullable=True)
     max_value: Mapped[float | None] = mapped_column(nullable=True)
     position: Mapped[int]
+    # Recruiters pick up to three questions whose answers show on the board's cards.
+    show_on_card: Mapped[bool] = mapped_column(default=False)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     stage: Mapped[Stage] = relationship()
