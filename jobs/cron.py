@@ -2,6 +2,7 @@
 
 from rq import cron
 
-from jobs.outbox import sweep
+from jobs import bulk, outbox
 
-cron.register(sweep, queue_name="default", interval=30, job_timeout=300)
+cron.register(outbox.sweep, queue_name="default", interval=30, job_timeout=300)
+cron.register(bulk.sweep, queue_name="default", interval=30, job_timeout=300)

@@ -101,6 +101,7 @@ def register_blueprints(app: Flask) -> None:
     app.url_map.converters["pid"] = PublicIdConverter
     from plutomi.applicants.routes import bp as applicants
     from plutomi.auth.routes import bp as auth
+    from plutomi.board.routes import bp as board
     from plutomi.dev.routes import bp as dev
     from plutomi.files.routes import bp as files
     from plutomi.main.routes import bp as main
@@ -108,7 +109,7 @@ def register_blueprints(app: Flask) -> None:
     from plutomi.orgs.routes import bp as orgs
     from plutomi.public.routes import bp as public
 
-    for blueprint in (main, auth, orgs, openings, applicants, public, files, dev):
+    for blueprint in (main, auth, orgs, openings, board, applicants, public, files, dev):
         app.register_blueprint(blueprint)
 
 

@@ -20,8 +20,11 @@ from plutomi.extensions import db
 from plutomi.models import (
     Answer,
     Applicant,
+    ApplicantTag,
+    BulkAction,
     Invite,
     Membership,
+    Note,
     Opening,
     Org,
     OutboxMessage,
@@ -138,6 +141,22 @@ def world(make_user, make_org, make_member, make_opening, make_applicant) -> Wor
         file_question,
         FileStorage(io.BytesIO(b"ZZ-FILE-A-SECRET"), filename="zz-licence-a-secret.txt"),
     )
+    note = Note(
+        org_id=a.id, applicant_id=applicants[0].id, author_id=a_owner.id, body="ZZ-NOTE-A-SECRET"
+    )
+    db.session.add_all(
+        [note, ApplicantTag(org_id=a.id, applicant_id=applicants[0].id, tag="zz-tag-a-secret")]
+    )
+    bulk_action = BulkAction(
+        org_id=a.id,
+        opening_id=opening.id,
+        user_id=a_owner.id,
+        action="reject",
+        reason="ZZ-BULK-A-SECRET",
+        selection=[[applicants[0].id, None]],
+        total=1,
+    )
+    db.session.add(bulk_action)
     db.session.commit()
 
     b_owner = make_user(email="owner-b@example.com", name="Bee Owner")
@@ -154,6 +173,8 @@ def world(make_user, make_org, make_member, make_opening, make_applicant) -> Wor
         "invite_id": (invite.public_id, True),
         "message_id": (message.public_id, True),
         "upload_id": (upload.public_id, True),
+        "note_id": (note.public_id, True),
+        "bulk_id": (bulk_action.public_id, True),
         # Job boards are public by design: the walk uses B's, which must show nothing of A.
         "org_slug": (b.slug, False),
         "opening_slug": (b_opening.slug, False),
@@ -205,6 +226,8 @@ def _snapshot(org: Org) -> dict:
                 Applicant,
                 Answer,
                 Upload,
+                Note,
+                ApplicantTag,
             )
         },
         "outbox": db.session.scalar(
@@ -354,7 +377,7 @@ def test_made_up_tokens_get_a_clear_404(client, world, token):
 def test_public_ids_are_sixteen_random_characters(app, world, make_member):
     b_member = make_member(world.b, Role.RECRUITER)
     ids: list[str] = []
-    for model in (Org, User, Opening, Stage, Applicant, Invite, OutboxMessage, Upload):
+    for model in (Org, User, Opening, Stage, Applicant, Invite, OutboxMessage, Upload, Note):
         ids.extend(db.session.scalars(select(model.public_id).order_by(model.id)))
     assert len(ids) > 15
     assert len(set(ids)) == len(ids)

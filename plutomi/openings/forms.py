@@ -50,6 +50,9 @@ class QuestionForm(FlaskForm):
     )
     type = SelectField("Type", choices=TYPE_CHOICES, default=QuestionType.SHORT_TEXT.value)
     required = BooleanField("Required")
+    show_on_card = BooleanField(
+        "Show on board cards", description="The answer shows on the board's cards; at most three."
+    )
     help_text = TextAreaField("Help text", validators=[Length(max=2000)])
     options = TextAreaField(
         "Options", description="For single and multiple choice: one per line, at least 2."
@@ -71,6 +74,7 @@ class QuestionForm(FlaskForm):
             type=self.type.data or "",
             key=self.key.data or "",
             required=bool(self.required.data),
+            show_on_card=bool(self.show_on_card.data),
             help_text=self.help_text.data or "",
             options=(self.options.data or "").splitlines(),
             min_value=self.min_value.data,
@@ -80,5 +84,6 @@ class QuestionForm(FlaskForm):
     def fill(self, question) -> None:
         self.label.data, self.key.data, self.type.data = question.label, question.key, question.type
         self.required.data, self.help_text.data = question.required, question.help_text
+        self.show_on_card.data = question.show_on_card
         self.options.data = "\n".join(question.options or [])
         self.min_value.data, self.max_value.data = question.min_value, question.max_value

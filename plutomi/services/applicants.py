@@ -9,7 +9,7 @@ overview's applicants of every stage in one windowed query.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -134,6 +134,8 @@ class Profile:
     files: list[FileView]
     answer_count: int
     withdrawal: Withdrawal | None = None
+    # Every stage of the opening, in order: where the applicant can be moved.
+    all_stages: list[Stage] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -245,6 +247,7 @@ def profile(org: Org, applicant: Applicant, now: datetime | None = None) -> Prof
         files=files,
         withdrawal=_withdrawal(applicant),
         answer_count=len(rows),
+        all_stages=stages,
     )
 
 

@@ -33,6 +33,11 @@ class Conflict(ServiceError):
 class Throttled(ServiceError):
     status = 429
 
+    def __init__(self, message: str, retry_after: int | None = None):
+        super().__init__(message)
+        # Seconds until a try can succeed, for a Retry-After header.
+        self.retry_after = retry_after
+
 
 class InvalidFields(Invalid):
     """Bad input in several fields at once: errors maps each field to its message, so a form

@@ -93,6 +93,8 @@ OPENING_SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_OPTIONS = 200
 TEXT_LIMIT = 100_000
+# Answers shown on a board card, at most.
+CARD_ANSWERS = 3
 
 
 def _actor(actor: Membership) -> Actor:
@@ -327,6 +329,7 @@ def clone(actor: Membership, opening_id: str, name: str) -> Opening:
                     label=q.label,
                     help_text=q.help_text,
                     required=q.required,
+                    show_on_card=q.show_on_card,
                     options=list(q.options or []),
                     min_value=q.min_value,
                     max_value=q.max_value,
@@ -550,6 +553,7 @@ class QuestionInput:
     type: str = QuestionType.SHORT_TEXT.value
     key: str = ""
     required: bool = False
+    show_on_card: bool = False
     help_text: str = ""
     options: list[str] = field(default_factory=list)
     min_value: float | None = None
@@ -649,6 +653,23 @@ def _apply(question: Question, opening: Opening, data: QuestionInput) -> None:
                 "This question has answers, so its type cannot change. Add a new question.",
                 "type",
             )
+    if data.show_on_card and not question.show_on_card:
+        shown = db.session.scalar(
+            select(func.count())
+            .select_from(Question)
+            .where(
+                Question.opening_id == opening.id,
+                Question.show_on_card.is_(True),
+                Question.archived_at.is_(None),
+            )
+        )
+        if shown >= CARD_ANSWERS:
+            raise Invalid(
+                f"At most {CARD_ANSWERS} questions show on the board's cards; "
+                "untick another first.",
+                "show_on_card",
+            )
+    question.show_on_card = data.show_on_card
     question.label, question.key, question.type = label, key, kind.value
     question.help_text, question.required, question.options = help_text, data.required, options
     question.min_value, question.max_value = low, high

@@ -1,4 +1,5 @@
-"""Login throttling in Redis: failures counted per account and per IP in a fixed window."""
+"""Throttling in Redis with fixed windows: failed logins per account and per IP, and the rate
+of busy actions (board moves) per user."""
 
 from __future__ import annotations
 
@@ -66,3 +67,20 @@ def clear_account(email: str) -> None:
         queues.connection.delete(_keys(email, None)[0])
     except RedisError:
         log.exception("could not clear login failures")
+
+
+def rate_limit(name: str, limit: int, window: int, message: str, cost: int = 1) -> None:
+    """Count `cost` actions against `name` in a fixed window of `window` seconds; past `limit`
+    raise Throttled with the seconds left, so a client can wait and send again. Fails open."""
+    key = f"plutomi:rate:{name}"
+    try:
+        pipe = queues.connection.pipeline()
+        pipe.set(key, 0, ex=window, nx=True)
+        pipe.incrby(key, cost)
+        pipe.ttl(key)
+        _, count, ttl = pipe.execute()
+    except RedisError:
+        log.exception("rate limit %s unavailable; allowing the action", name)
+        return
+    if count > limit:
+        raise Throttled(message, retry_after=max(1, ttl))

@@ -1,0 +1,366 @@
+"""The stage board of an opening: columns of cards, drag-and-drop moves, filters, bulk actions
+and live updates; and the move, reject and restore actions of the applicant page.
+
+Views read through plutomi.services.board and write through plutomi.services.moves and
+plutomi.services.bulk. A move answers with the swapped card and the new counts of both
+columns as out-of-band swaps; a refused move answers with the columns it touched, redrawn
+from the server, and says why.
+"""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+from plutomi import tenancy
+from plutomi.extensions import db
+from plutomi.htmx import trigger
+from plutomi.models import Applicant, BulkAction, Opening, Stage
+from plutomi.models.base import is_public_id
+from plutomi.services import board as boards
+from plutomi.services import bulk, moves
+from plutomi.services.errors import Invalid, ServiceError, Throttled
+from plutomi.tenancy import current_membership, org_required
+
+bp = Blueprint("board", __name__)
+
+
+@bp.app_template_global()
+def board_args(f: boards.BoardFilter | None) -> dict[str, str | list[str]]:
+    """The filter as url_for() arguments (answer filters repeat)."""
+    args: dict[str, str | list[str]] = {}
+    for key, value in f.args() if f else []:
+        if key == "answer":
+            args.setdefault("answer", []).append(value)  # type: ignore[union-attr]
+        else:
+            args[key] = value
+    return args
+
+
+bp.add_app_template_global(boards.options_of, "board_options")
+bp.add_app_template_global(bulk.progress, "bulk_percent")
+
+
+def _opening(opening_id: str) -> Opening:
+    return tenancy.get_or_404(Opening, opening_id)
+
+
+def _filter(opening: Opening, args=None) -> tuple[boards.BoardFilter, dict[str, str]]:
+    """The board filter of the request, or the default one and the error next to its field.
+    The opening's board questions are kept on `g` for the rest of the request."""
+    g.board_questions = boards.board_questions(opening)
+    try:
+        f = boards.parse_filter(args if args is not None else request.args, g.board_questions[1])
+        return f, {}
+    except Invalid as exc:
+        return boards.BoardFilter(), {exc.field or "q": exc.message}
+
+
+def _board(opening: Opening, f: boards.BoardFilter) -> boards.Board:
+    return boards.board(opening, f, questions=g.get("board_questions"))
+
+
+def _render_board(opening: Opening, f: boards.BoardFilter, errors: dict[str, str], status=200):
+    data = _board(opening, f)
+    context = {
+        "board": data,
+        "opening": opening,
+        "membership": current_membership(),
+        "errors": errors,
+        "tags": _tags(),
+        "time_choices": boards.TIME_CHOICES,
+        "status_choices": boards.STATUS_CHOICES,
+    }
+    # A filter change swaps only the columns (and pushes the URL); anything else is the page.
+    if request.htmx and request.htmx.target == "board-columns":
+        return render_template("board/_columns.html", **context), status
+    return render_template("board/show.html", **context), status
+
+
+def _tags() -> list[str]:
+    from plutomi.services import tags
+
+    return tags.org_tags(tenancy.current_org())
+
+
+@bp.get("/openings/<pid:opening_id>/board")
+@org_required()
+def show(opening_id: str):
+    opening = _opening(opening_id)
+    f, errors = _filter(opening)
+    return _render_board(opening, f, errors, 422 if errors else 200)
+
+
+@bp.get("/openings/<pid:opening_id>/board/stages/<pid:stage_id>/cards")
+@org_required()
+def more_cards(opening_id: str, stage_id: str):
+    """The next page of a column, asked for when its last card scrolls into view."""
+    opening = _opening(opening_id)
+    stage = tenancy.get_or_404(Stage, stage_id)
+    if stage.opening_id != opening.id:
+        abort(404)
+    f, errors = _filter(opening)
+    if errors:
+        abort(422, next(iter(errors.values())))
+    card_questions, _ = g.board_questions
+    try:
+        cards = boards.next_page(
+            opening,
+            stage,
+            f,
+            request.args.get("after_rank", ""),
+            request.args.get("after", ""),
+            card_questions,
+        )
+    except Invalid as exc:
+        abort(422, exc.message)
+    return render_template(
+        "board/_cards.html",
+        cards=cards,
+        stage=stage,
+        opening=opening,
+        board_filter=f,
+        has_more=len(cards) == boards.PAGE,
+        stages=boards.stages_of(opening),
+        membership=current_membership(),
+    )
+
+
+def _columns_response(opening: Opening, f: boards.BoardFilter, stage_ids: set[int], status: int):
+    """The given columns redrawn from the server, as out-of-band swaps."""
+    data = _board(opening, f)
+    return render_template(
+        "board/_refresh.html",
+        board=data,
+        opening=opening,
+        columns=[c for c in data.columns if c.stage.id in stage_ids],
+        membership=current_membership(),
+    ), status
+
+
+@bp.post("/openings/<pid:opening_id>/board/move")
+@org_required()
+def move(opening_id: str):
+    opening = _opening(opening_id)
+    f, _ = _filter(opening, request.form)
+    form = request.form
+    applicant_id = form.get("applicant", "")
+    version = form.get("version", type=int)
+    try:
+        moved = moves.move(
+            current_membership(),
+            applicant_id,
+            form.get("stage", ""),
+            after=form.get("after") or None,
+            before=form.get("before") or None,
+            version=version,
+        )
+    except ServiceError as exc:
+        db.session.rollback()
+        # "from" is the column a dragged card left on this client's (maybe stale) board.
+        shown = [form.get("stage", ""), form.get("from", "")]
+        return _refused(opening, f, applicant_id, shown, exc)
+    touched = {moved.from_stage.id, moved.to_stage.id}
+    data = _board(opening, f)
+    card = _card(opening, data, moved.applicant)
+    return render_template(
+        "board/_moved.html",
+        board=data,
+        opening=opening,
+        card=card,
+        stage=moved.to_stage,
+        menu=form.get("via") == "menu",
+        columns=[c for c in data.columns if c.stage.id in touched],
+        membership=current_membership(),
+    )
+
+
+def _card(opening: Opening, data: boards.Board, applicant: Applicant) -> boards.Card | None:
+    for column in data.columns:
+        for card in column.cards:
+            if card.id == applicant.id:
+                return card
+    # Past the first page of its column: dress it on its own.
+    found = boards.cards_by_id(opening, [applicant.id], data.filter, data.card_questions)
+    return found[0] if found else None
+
+
+def _refused(opening: Opening, f: boards.BoardFilter, applicant_id: str, shown: list[str], exc):
+    """A refused move: say why, and redraw the columns the card left, landed in and lives in
+    (`shown`: the stages this client showed it in and dropped it on).
+    A throttled move changes nothing on the page: the script sends it again after Retry-After."""
+    if isinstance(exc, Throttled):
+        response = make_response("", 429)
+        response.headers["HX-Reswap"] = "none"
+        response.headers["Retry-After"] = str(exc.retry_after or 1)
+        return trigger(response, "flash", [{"category": "info", "message": exc.message}])
+    stage_ids = set()
+    if is_public_id(applicant_id):
+        applicant = db.session.scalar(
+            tenancy.scoped(Applicant).where(Applicant.public_id == applicant_id)
+        )
+        if applicant is not None and applicant.opening_id == opening.id:
+            stage_ids.add(applicant.stage_id)
+    for stage_id in shown:
+        if not is_public_id(stage_id):
+            continue
+        stage = db.session.scalar(
+            tenancy.scoped(Stage).where(Stage.public_id == stage_id, Stage.opening_id == opening.id)
+        )
+        if stage is not None:
+            stage_ids.add(stage.id)
+    body, status = _columns_response(opening, f, stage_ids, exc.status)
+    response = make_response(body, status)
+    return trigger(response, "flash", [{"category": "error", "message": exc.message}])
+
+
+@bp.get("/openings/<pid:opening_id>/board/changes")
+@org_required()
+def changes(opening_id: str):
+    """What colleagues changed since the cursor, for the board's poll: 204 when nothing."""
+    opening = _opening(opening_id)
+    f, errors = _filter(opening)
+    if errors:
+        return "", 204
+    card_questions, _ = g.board_questions
+    found = boards.changes(opening, request.args.get("since", 0, type=int), f, card_questions)
+    if found is None:
+        return "", 204
+    stages = boards.stages_of(opening)
+    return render_template(
+        "board/_changes.html",
+        changes=found,
+        opening=opening,
+        board_filter=f,
+        stages=stages,
+        stage_ids={stage.id: stage.public_id for stage in stages},
+        membership=current_membership(),
+    )
+
+
+# --- bulk actions --------------------------------------------------------------------------
+
+
+@bp.post("/openings/<pid:opening_id>/board/bulk")
+@org_required()
+def bulk_action(opening_id: str):
+    opening = _opening(opening_id)
+    f, _ = _filter(opening, request.form)
+    form = request.form
+    try:
+        result = bulk.start(
+            current_membership(),
+            opening,
+            action=form.get("action", ""),
+            stage_id=form.get("stage") or None,
+            reason=form.get("reason", ""),
+            selected=form.getlist("selected"),
+            all_in_stage=form.get("all_in_stage") or None,
+            board_filter=f,
+        )
+    except ServiceError as exc:
+        db.session.rollback()
+        return render_template("board/_bulk_error.html", message=exc.message), exc.status
+    if isinstance(result, BulkAction):
+        return render_template("board/_bulk_progress.html", action=result, opening=opening)
+    response = make_response(render_template("board/_bulk_done.html", summary=result))
+    return trigger(response, "board-redraw")
+
+
+@bp.get("/openings/<pid:opening_id>/board/bulk/<pid:bulk_id>")
+@org_required()
+def bulk_progress(opening_id: str, bulk_id: str):
+    opening = _opening(opening_id)
+    action = tenancy.get_or_404(BulkAction, bulk_id)
+    if action.opening_id != opening.id:
+        abort(404)
+    response = make_response(
+        render_template("board/_bulk_progress.html", action=action, opening=opening)
+    )
+    if action.state in ("done", "failed"):
+        trigger(response, "board-redraw")
+    return response
+
+
+# --- the applicant page's actions ----------------------------------------------------------
+
+
+def _applicant_action(applicant_id: str, action, success: str):
+    """Run a move, reject or restore from the applicant page or panel. Success redirects (303)
+    to the applicant, whose page the form selects its #applicant from; a refusal redraws the
+    actions with the message next to its field."""
+    try:
+        applicant = action()
+    except ServiceError as exc:
+        db.session.rollback()
+        if exc.status in (403, 404):
+            abort(exc.status, exc.message)
+        applicant = tenancy.get_or_404(Applicant, applicant_id)
+        response = make_response(
+            render_template(
+                "applicants/_actions.html",
+                applicant=applicant,
+                stages=boards.stages_of(applicant.opening),
+                errors={exc.field or "form": exc.message},
+                membership=current_membership(),
+            ),
+            exc.status,
+        )
+        response.headers["HX-Retarget"] = "#applicant-actions"
+        response.headers["HX-Reselect"] = "#applicant-actions"
+        return response
+    flash(success.format(name=applicant.name), "success")
+    return redirect(url_for("applicants.show", applicant_id=applicant_id), 303)
+
+
+@bp.post("/applicants/<pid:applicant_id>/move")
+@org_required()
+def move_applicant(applicant_id: str):
+    form = request.form
+
+    def act():
+        return moves.move(
+            current_membership(),
+            applicant_id,
+            form.get("stage", ""),
+            version=form.get("version", type=int),
+        ).applicant
+
+    return _applicant_action(applicant_id, act, "{name} moved.")
+
+
+@bp.post("/applicants/<pid:applicant_id>/reject")
+@org_required()
+def reject(applicant_id: str):
+    form = request.form
+    return _applicant_action(
+        applicant_id,
+        lambda: moves.reject(
+            current_membership(),
+            applicant_id,
+            form.get("reason", ""),
+            version=form.get("version", type=int),
+        ),
+        "{name} rejected. They stay searchable and can be restored.",
+    )
+
+
+@bp.post("/applicants/<pid:applicant_id>/restore")
+@org_required()
+def restore(applicant_id: str):
+    return _applicant_action(
+        applicant_id,
+        lambda: moves.restore(
+            current_membership(), applicant_id, version=request.form.get("version", type=int)
+        ),
+        "{name} is back on the board.",
+    )

@@ -1,0 +1,502 @@
+"""The stage board as recruiters read it: columns, cards, filters, pages and live changes.
+
+Nothing here loads a whole stage. A column is its count (from the board index) and its first
+page of cards; the next page is read by keyset on (rank, id), so the ten-thousandth card costs
+what the first does. Every read is a fixed number of queries, whatever the number of stages
+or cards: the cards of every column come in one UNION of per-stage LIMIT queries, and their
+answers, tags and duplicate flags in one query each.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Text, and_, cast, exists, func, or_, select, union_all
+
+from plutomi.extensions import db
+from plutomi.models import (
+    Answer,
+    Applicant,
+    ApplicantStatus,
+    ApplicantTag,
+    Event,
+    Opening,
+    Org,
+    Question,
+    QuestionType,
+    Stage,
+    utcnow,
+)
+from plutomi.services import tags as tag_service
+from plutomi.services.applicants import duration, format_value
+from plutomi.services.errors import Invalid
+from plutomi.services.openings import CARD_ANSWERS, stages_of
+
+PAGE = 50
+# Live polling: more changes than this since the last poll and the board is simply redrawn.
+LIVE_LIMIT = 200
+# Events committed out of id order (a longer transaction took an earlier id) are caught by
+# looking this far back on every poll; re-sending a card that did not change is harmless.
+LIVE_LOOKBACK = timedelta(seconds=15)
+FILTERABLE = (QuestionType.SINGLE_CHOICE, QuestionType.MULTI_CHOICE, QuestionType.YES_NO)
+# "In stage" choices: (value, label, more-than days or None, less-than days or None).
+TIME_CHOICES = [
+    ("", "Any time", None, None),
+    ("lt1", "Less than a day", None, 1),
+    ("lt7", "Less than 7 days", None, 7),
+    ("gt1", "More than a day", 1, None),
+    ("gt3", "More than 3 days", 3, None),
+    ("gt7", "More than 7 days", 7, None),
+    ("gt14", "More than 14 days", 14, None),
+    ("gt30", "More than 30 days", 30, None),
+]
+STATUS_CHOICES = [
+    (ApplicantStatus.ACTIVE.value, "Active"),
+    (ApplicantStatus.REJECTED.value, "Rejected"),
+    (ApplicantStatus.WITHDRAWN.value, "Withdrawn"),
+]
+
+
+# --- filters -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnswerFilter:
+    question: Question
+    option: str
+
+    @property
+    def value(self) -> Any:
+        if self.question.type == QuestionType.YES_NO:
+            return self.option == "Yes"
+        return self.option
+
+    @property
+    def arg(self) -> str:
+        return f"{self.question.public_id}:{self.option}"
+
+
+@dataclass(frozen=True)
+class BoardFilter:
+    """What the recruiter narrowed the board to; it lives in the URL, so a link reopens it."""
+
+    q: str = ""
+    time: str = ""
+    tag: str = ""
+    status: str = ApplicantStatus.ACTIVE.value
+    answers: tuple[AnswerFilter, ...] = ()
+
+    @property
+    def is_set(self) -> bool:
+        return self != BoardFilter()
+
+    def args(self) -> list[tuple[str, str]]:
+        """The filter as URL query arguments, in a stable order, defaults left out."""
+        pairs = [("q", self.q), ("time", self.time), ("tag", self.tag)]
+        if self.status != ApplicantStatus.ACTIVE:
+            pairs.append(("status", self.status))
+        pairs += [("answer", a.arg) for a in self.answers]
+        return [(k, v) for k, v in pairs if v]
+
+    def answer_for(self, question: Question) -> str:
+        return next((a.option for a in self.answers if a.question.id == question.id), "")
+
+
+def options_of(question: Question) -> list[str]:
+    return ["Yes", "No"] if question.type == QuestionType.YES_NO else list(question.options)
+
+
+def parse_filter(args: Mapping[str, Any], questions: Iterable[Question]) -> BoardFilter:
+    """The filter from query arguments; Invalid (naming the field) for a value the board does
+    not offer. `args` is request.args or any mapping with getlist()."""
+    q = " ".join(str(args.get("q", "")).split())[:100]
+    time = args.get("time", "") or ""
+    if time not in {value for value, *_ in TIME_CHOICES}:
+        raise Invalid("Choose a time in stage from the list.", "time")
+    status = args.get("status", "") or ApplicantStatus.ACTIVE.value
+    if status not in {value for value, _ in STATUS_CHOICES}:
+        raise Invalid("Choose a status from the list.", "status")
+    tag = " ".join(str(args.get("tag", "")).split()).lower()[:40]
+    by_id = {question.public_id: question for question in questions}
+    answers = []
+    getlist = getattr(args, "getlist", None)
+    for raw in getlist("answer") if getlist else [args.get("answer", "")]:
+        if not raw:
+            continue
+        question_id, _, option = str(raw).partition(":")
+        question = by_id.get(question_id)
+        if question is None or option not in options_of(question):
+            raise Invalid("That answer filter is not offered on this board.", "answer")
+        if all(a.question.id != question.id for a in answers):
+            answers.append(AnswerFilter(question, option))
+    return BoardFilter(q=q, time=time, tag=tag, status=status, answers=tuple(answers))
+
+
+def _json_text(value: Any) -> str:
+    # Answers are stored through SQLAlchemy's JSON type, which writes json.dumps() text.
+    return json.dumps(value)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def conditions(f: BoardFilter, now: datetime | None = None) -> list:
+    """The filter as WHERE clauses on applicants."""
+    now = now or utcnow()
+    clauses: list = [Applicant.status == f.status]
+    if f.q:
+        needle = f.q.lower()
+        clauses.append(
+            or_(
+                func.lower(Applicant.name).contains(needle, autoescape=True),
+                Applicant.email.contains(needle, autoescape=True),
+            )
+        )
+    for value, _label, more_than, less_than in TIME_CHOICES:
+        if value and value == f.time:
+            if more_than is not None:
+                clauses.append(Applicant.entered_stage_at <= now - timedelta(days=more_than))
+            if less_than is not None:
+                clauses.append(Applicant.entered_stage_at > now - timedelta(days=less_than))
+    if f.tag:
+        clauses.append(
+            exists().where(ApplicantTag.applicant_id == Applicant.id, ApplicantTag.tag == f.tag)
+        )
+    for answer in f.answers:
+        text = cast(Answer.value, Text)
+        if answer.question.type == QuestionType.MULTI_CHOICE:
+            # A list of strings: match the option as one JSON string element of it.
+            match = text.like(f"%{_escape_like(_json_text(answer.option))}%", escape="\\")
+        else:
+            match = text == _json_text(answer.value)
+        clauses.append(
+            exists().where(
+                Answer.applicant_id == Applicant.id,
+                Answer.question_id == answer.question.id,
+                match,
+            )
+        )
+    return clauses
+
+
+# --- cards ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Card:
+    id: int
+    public_id: str
+    name: str
+    email: str
+    status: str
+    stage_id: int
+    rank: str
+    version: int
+    entered_stage_at: datetime
+    duplicate: bool = False
+    answers: tuple[tuple[str, str], ...] = ()
+    tags: tuple[str, ...] = ()
+
+    @property
+    def time_in_stage(self) -> str:
+        return duration(self.entered_stage_at)
+
+
+_CARD_COLUMNS = (
+    Applicant.id,
+    Applicant.public_id,
+    Applicant.name,
+    Applicant.email,
+    Applicant.status,
+    Applicant.stage_id,
+    Applicant.rank,
+    Applicant.version,
+    Applicant.entered_stage_at,
+)
+
+
+def _cards(rows) -> list[Card]:
+    return [Card(*row) for row in rows]
+
+
+def _duplicates(opening: Opening, cards: list[Card]) -> set[int]:
+    """Cards that may be a person already known: the same email in another opening of the
+    org, or the same name twice in this opening. Two indexed queries for the whole page."""
+    if not cards:
+        return set()
+    emails = {card.email for card in cards}
+    names = {card.name.lower() for card in cards}
+    known_emails = set(
+        db.session.scalars(
+            select(Applicant.email)
+            .where(
+                Applicant.org_id == opening.org_id,
+                Applicant.email.in_(emails),
+                Applicant.opening_id != opening.id,
+            )
+            .distinct()
+        )
+    )
+    lower = func.lower(Applicant.name)
+    twin_names = set(
+        db.session.scalars(
+            select(lower)
+            .where(Applicant.opening_id == opening.id, lower.in_(names))
+            .group_by(lower)
+            .having(func.count() > 1)
+        )
+    )
+    return {
+        card.id for card in cards if card.email in known_emails or card.name.lower() in twin_names
+    }
+
+
+def _answers(questions: list[Question], cards: list[Card]) -> dict[int, list[tuple[str, str]]]:
+    if not questions or not cards:
+        return {}
+    by_id = {question.id: question for question in questions}
+    order = {question.id: i for i, question in enumerate(questions)}
+    found: dict[int, list[tuple[int, str, str]]] = {}
+    for applicant_id, question_id, value in db.session.execute(
+        select(Answer.applicant_id, Answer.question_id, Answer.value).where(
+            Answer.applicant_id.in_([card.id for card in cards]),
+            Answer.question_id.in_(list(by_id)),
+        )
+    ):
+        question = by_id[question_id]
+        if question.type == QuestionType.FILE:
+            text = "File uploaded"
+        else:
+            text = format_value(question.type, value)
+        found.setdefault(applicant_id, []).append((order[question_id], question.label, text))
+    return {key: [(label, text) for _, label, text in sorted(rows)] for key, rows in found.items()}
+
+
+def dress(opening: Opening, cards: list[Card], card_questions: list[Question]) -> list[Card]:
+    """Add the duplicate flag, the picked answers and the tags to a page of cards."""
+    if not cards:
+        return cards
+    duplicates = _duplicates(opening, cards)
+    answers = _answers(card_questions, cards)
+    org = db.session.get(Org, opening.org_id)
+    tags = tag_service.for_applicants(org, [card.id for card in cards])
+    return [
+        replace(
+            card,
+            duplicate=card.id in duplicates,
+            answers=tuple(answers.get(card.id, ())),
+            tags=tuple(tags.get(card.id, ())),
+        )
+        for card in cards
+    ]
+
+
+# --- columns -------------------------------------------------------------------------------
+
+
+@dataclass
+class Column:
+    stage: Stage
+    count: int
+    cards: list[Card] = field(default_factory=list)
+
+    @property
+    def has_more(self) -> bool:
+        return len(self.cards) < self.count
+
+    @property
+    def last(self) -> Card | None:
+        return self.cards[-1] if self.cards else None
+
+
+@dataclass
+class Board:
+    opening: Opening
+    columns: list[Column]
+    filter: BoardFilter
+    card_questions: list[Question]
+    filter_questions: list[Question]
+    cursor: int
+
+    @property
+    def stages(self) -> list[Stage]:
+        return [column.stage for column in self.columns]
+
+
+def board_questions(opening: Opening) -> tuple[list[Question], list[Question]]:
+    """The questions picked for cards (at most three) and the choice questions the board can
+    filter on, from one query."""
+    questions = list(
+        db.session.scalars(
+            select(Question)
+            .join(Stage, Stage.id == Question.stage_id)
+            .where(
+                Question.opening_id == opening.id,
+                Question.archived_at.is_(None),
+                or_(Question.show_on_card.is_(True), Question.type.in_(FILTERABLE)),
+            )
+            .order_by(Stage.position, Question.position, Question.id)
+        )
+    )
+    on_cards = [question for question in questions if question.show_on_card][:CARD_ANSWERS]
+    return on_cards, [question for question in questions if question.type in FILTERABLE]
+
+
+def counts(stage_ids: list[int], f: BoardFilter) -> dict[int, int]:
+    """Each stage's count under the filter: one grouped query over the board index."""
+    if not stage_ids:
+        return {}
+    return dict(
+        db.session.execute(
+            select(Applicant.stage_id, func.count())
+            .where(Applicant.stage_id.in_(stage_ids), *conditions(f))
+            .group_by(Applicant.stage_id)
+        ).all()
+    )
+
+
+def _page_query(stage_id: int, f: BoardFilter, limit: int, after: tuple[str, int] | None = None):
+    query = select(*_CARD_COLUMNS).where(Applicant.stage_id == stage_id, *conditions(f))
+    if after is not None:
+        rank, id_ = after
+        query = query.where(
+            or_(Applicant.rank > rank, and_(Applicant.rank == rank, Applicant.id > id_))
+        )
+    return query.order_by(Applicant.rank, Applicant.id).limit(limit)
+
+
+def first_pages(stage_ids: list[int], f: BoardFilter, limit: int = PAGE) -> dict[int, list[Card]]:
+    """The first `limit` cards of every stage in one round trip: a UNION ALL of per-stage
+    LIMIT queries, each an index range scan however big its stage is."""
+    if not stage_ids:
+        return {}
+    parts = [select(_page_query(stage_id, f, limit).subquery()) for stage_id in stage_ids]
+    query = parts[0] if len(parts) == 1 else union_all(*parts)
+    grouped: dict[int, list[Card]] = {stage_id: [] for stage_id in stage_ids}
+    for card in _cards(db.session.execute(query)):
+        grouped[card.stage_id].append(card)
+    for cards in grouped.values():  # a UNION promises no order; each part was ranked
+        cards.sort(key=lambda card: (card.rank, card.id))
+    return grouped
+
+
+def cursor(opening: Opening) -> int:
+    """The newest event of the opening: live updates start after it."""
+    return db.session.scalar(select(func.max(Event.id)).where(Event.opening_id == opening.id)) or 0
+
+
+def board(
+    opening: Opening,
+    f: BoardFilter | None = None,
+    limit: int = PAGE,
+    questions: tuple[list[Question], list[Question]] | None = None,
+) -> Board:
+    """Every column's count and first page, dressed; `questions` are board_questions() if
+    the caller has read them already (to parse the filter)."""
+    f = f or BoardFilter()
+    stages = stages_of(opening)
+    card_questions, filter_questions = questions or board_questions(opening)
+    ids = [stage.id for stage in stages]
+    stage_counts = counts(ids, f)
+    pages = first_pages(ids, f, limit)
+    every_card = dress(opening, [c for s in ids for c in pages[s]], card_questions)
+    dressed: dict[int, list[Card]] = {stage_id: [] for stage_id in ids}
+    for card in every_card:
+        dressed[card.stage_id].append(card)
+    columns = [Column(stage, stage_counts.get(stage.id, 0), dressed[stage.id]) for stage in stages]
+    return Board(opening, columns, f, card_questions, filter_questions, cursor(opening))
+
+
+def next_page(
+    opening: Opening,
+    stage: Stage,
+    f: BoardFilter,
+    after_rank: str,
+    after_id: str,
+    card_questions: list[Question],
+    limit: int = PAGE,
+) -> list[Card]:
+    """The cards after (after_rank, the card after_id) in the stage: for loading on scroll."""
+    id_ = db.session.scalar(
+        select(Applicant.id).where(
+            Applicant.org_id == opening.org_id, Applicant.public_id == after_id
+        )
+    )
+    if id_ is None:
+        raise Invalid("The last card on the page is unknown; reload the board.", "after")
+    cards = _cards(db.session.execute(_page_query(stage.id, f, limit, (after_rank, id_))))
+    return dress(opening, cards, card_questions)
+
+
+def cards_by_id(
+    opening: Opening, ids: list[int], f: BoardFilter, card_questions: list[Question]
+) -> list[Card]:
+    """These applicants' cards, if they match the filter, dressed."""
+    cards = _cards(
+        db.session.execute(
+            select(*_CARD_COLUMNS).where(
+                Applicant.org_id == opening.org_id, Applicant.id.in_(ids), *conditions(f)
+            )
+        )
+    )
+    return dress(opening, cards, card_questions)
+
+
+def select_all(stage: Stage, f: BoardFilter) -> list[tuple[int, int]]:
+    """(id, version) of every applicant of the stage under the filter, for a bulk action on
+    a whole filtered stage: two integers a row, read once when the action is asked for."""
+    return [
+        (id_, version)
+        for id_, version in db.session.execute(
+            select(Applicant.id, Applicant.version)
+            .where(Applicant.stage_id == stage.id, *conditions(f))
+            .order_by(Applicant.rank, Applicant.id)
+        )
+    ]
+
+
+# --- live changes --------------------------------------------------------------------------
+
+
+@dataclass
+class Changes:
+    cursor: int
+    cards: list[Card]
+    # Cards to take off the board: they no longer match the filter (or are gone).
+    removed: list[str]
+    counts: dict[int, int]
+    # Too much changed at once: the client redraws the board instead.
+    redraw: bool = False
+
+
+def changes(opening: Opening, since: int, f: BoardFilter, card_questions: list[Question]):
+    """What changed on the board since event `since`: None when nothing did."""
+    now = utcnow()
+    rows = db.session.execute(
+        select(Event.id, Event.applicant_id, Event.created_at)
+        .where(
+            Event.opening_id == opening.id,
+            Event.id > since - LIVE_LIMIT,
+            Event.applicant_id.is_not(None),
+        )
+        .order_by(Event.id)
+        .limit(2 * LIVE_LIMIT + 1)
+    ).all()
+    fresh = [r for r in rows if r.id > since or r.created_at > now - LIVE_LOOKBACK]
+    if not any(r.id > since for r in fresh):
+        return None
+    newest = max(r.id for r in rows)
+    ids = {r.applicant_id for r in fresh}
+    stage_ids = [stage.id for stage in stages_of(opening)]
+    if len(ids) > LIVE_LIMIT or len(rows) > 2 * LIVE_LIMIT:
+        return Changes(newest, [], [], counts(stage_ids, f), redraw=True)
+    matching = cards_by_id(opening, list(ids), f, card_questions)
+    gone = db.session.scalars(
+        select(Applicant.public_id).where(Applicant.id.in_(ids - {card.id for card in matching}))
+    )
+    return Changes(newest, matching, list(gone), counts(stage_ids, f))

@@ -1,0 +1,322 @@
+"""Moving applicants between and within stages; rejecting and restoring them.
+
+A move names the target stage, the card it lands next to and the version its client saw. It is
+one transaction: a conditional UPDATE (the version must still match, so no update is lost), an
+event, and whatever entering the stage causes. Rank keys come from plutomi.ranks: a card lands
+between its neighbours without the column being renumbered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+
+from plutomi import ranks
+from plutomi.extensions import db
+from plutomi.models import Applicant, ApplicantStatus, Membership, Role, Stage, utcnow
+from plutomi.services import throttle
+from plutomi.services.errors import Conflict, Invalid, NotFound
+from plutomi.services.events import Actor, record_applicant
+from plutomi.services.fields import CONTROL_CHARACTER, has_control_characters
+from plutomi.services.lookups import by_public_id
+from plutomi.services.orgs import require
+
+REASON_LIMIT = 500
+# A recruiter dragging fast makes a few moves a second; a script or a stuck key makes more.
+MOVES_PER_WINDOW = 60
+MOVE_WINDOW_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class Moved:
+    applicant: Applicant
+    from_stage: Stage
+    to_stage: Stage
+
+    @property
+    def changed_stage(self) -> bool:
+        return self.from_stage.id != self.to_stage.id
+
+
+def get_applicant(actor: Membership, applicant_id: str) -> Applicant:
+    scope = select(Applicant).where(Applicant.org_id == actor.org_id)
+    return by_public_id(scope, Applicant, applicant_id, "No such applicant in this org.")
+
+
+def _target_stage(applicant: Applicant, stage_id: str) -> Stage:
+    scope = select(Stage).where(Stage.org_id == applicant.org_id)
+    stage = by_public_id(scope, Stage, stage_id, "No such stage.")
+    if stage.opening_id != applicant.opening_id:
+        raise Invalid("That stage belongs to another opening.", "stage")
+    return stage
+
+
+def _stale(applicant: Applicant) -> Conflict:
+    return Conflict(
+        f"{applicant.name} was moved or changed by someone else since your board was drawn."
+        " The board now shows where they are."
+    )
+
+
+def _check_version(applicant: Applicant, version: int | None) -> None:
+    if version is not None and version != applicant.version:
+        raise _stale(applicant)
+
+
+def _check_active(applicant: Applicant) -> None:
+    if applicant.status != ApplicantStatus.ACTIVE:
+        raise Conflict(
+            f"{applicant.name} is {applicant.status}; "
+            + (
+                "restore them before moving them."
+                if applicant.status == "rejected"
+                else "a withdrawn application cannot be moved."
+            )
+        )
+
+
+# --- ranks ---------------------------------------------------------------------------------
+
+
+def _column(stage: Stage, applicant: Applicant):
+    """The other active cards of the stage, as a query on the board index."""
+    return select(func.min(Applicant.rank)).where(
+        Applicant.stage_id == stage.id,
+        Applicant.status == ApplicantStatus.ACTIVE,
+        Applicant.id != applicant.id,
+    )
+
+
+def _neighbour(applicant: Applicant, stage: Stage, neighbour_id: str) -> Applicant:
+    scope = select(Applicant).where(
+        Applicant.org_id == applicant.org_id, Applicant.opening_id == applicant.opening_id
+    )
+    try:
+        neighbour = by_public_id(scope, Applicant, neighbour_id, "")
+    except NotFound:
+        raise Invalid("The card it was dropped next to is not on this board.", "after") from None
+    if neighbour.id == applicant.id:
+        raise Invalid("A card cannot be placed next to itself.", "after")
+    if neighbour.stage_id != stage.id or neighbour.status != ApplicantStatus.ACTIVE:
+        # The neighbour moved meanwhile: this board is out of date.
+        raise _stale(neighbour)
+    return neighbour
+
+
+def _bounds(applicant: Applicant, stage: Stage, after_id: str | None, before_id: str | None):
+    """The ranks the card must land between: after the card above it if given, else before
+    the card below it, else at the top of the column. The other bound is read from the
+    database, not trusted from the client, so a stale page cannot produce a wrong order."""
+    column = _column(stage, applicant)
+    if after_id:
+        low = _neighbour(applicant, stage, after_id).rank
+        high = db.session.scalar(column.where(Applicant.rank > low))
+        return low, high
+    if before_id:
+        high = _neighbour(applicant, stage, before_id).rank
+        low = db.session.scalar(
+            column.with_only_columns(func.max(Applicant.rank)).where(Applicant.rank < high)
+        )
+        return low, high
+    return None, db.session.scalar(column)
+
+
+def respread(stage: Stage) -> None:
+    """Give every card of the stage a fresh, short key in its current order. Needed only after
+    some hundreds of drops into the very same gap; one UPDATE per card, in one transaction."""
+    ids = list(
+        db.session.scalars(
+            select(Applicant.id)
+            .where(Applicant.stage_id == stage.id)
+            .order_by(Applicant.status, Applicant.rank, Applicant.id)
+        )
+    )
+    if ids:
+        db.session.execute(
+            update(Applicant),
+            [
+                {"id": id_, "rank": key}
+                for id_, key in zip(ids, ranks.spread(len(ids)), strict=True)
+            ],
+        )
+
+
+def _rank(applicant: Applicant, stage: Stage, after_id: str | None, before_id: str | None) -> str:
+    low, high = _bounds(applicant, stage, after_id, before_id)
+    try:
+        return ranks.between(low, high)
+    except ValueError:
+        respread(stage)
+        low, high = _bounds(applicant, stage, after_id, before_id)
+        return ranks.between(low, high)
+
+
+# --- moves ---------------------------------------------------------------------------------
+
+
+def place(
+    applicant: Applicant,
+    from_stage: Stage,
+    to_stage: Stage,
+    rank: str,
+    *,
+    actor: Actor,
+    version: int,
+    **payload,
+) -> Moved | None:
+    """Write one move: the conditional UPDATE, then its event. None, with nothing written, when
+    the applicant no longer holds `version` or is no longer active: a change committed in
+    between is never overwritten. The caller commits."""
+    changed = from_stage.id != to_stage.id
+    values = {"rank": rank, "version": Applicant.version + 1}
+    if changed:
+        values |= {
+            "stage_id": to_stage.id,
+            "entered_stage_at": utcnow(),
+            "stage_completed_at": None,
+        }
+    result = db.session.execute(
+        update(Applicant)
+        .where(
+            Applicant.id == applicant.id,
+            Applicant.version == version,
+            Applicant.status == ApplicantStatus.ACTIVE,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    db.session.expire(applicant)
+    if changed:
+        record_applicant(
+            "applicant.moved",
+            applicant,
+            actor=actor,
+            from_stage=from_stage.name,
+            to_stage=to_stage.name,
+            from_stage_id=from_stage.public_id,
+            to_stage_id=to_stage.public_id,
+            **payload,
+        )
+    else:
+        record_applicant(
+            "applicant.reordered", applicant, actor=actor, stage=to_stage.name, **payload
+        )
+    return Moved(applicant, from_stage, to_stage)
+
+
+def throttle_moves(actor: Membership, count: int = 1) -> None:
+    throttle.rate_limit(
+        f"moves:{actor.user_id}",
+        MOVES_PER_WINDOW,
+        MOVE_WINDOW_SECONDS,
+        "You are moving applicants faster than the board allows. Your move will be retried.",
+        cost=count,
+    )
+
+
+def move(
+    actor: Membership,
+    applicant_id: str,
+    stage_id: str,
+    *,
+    after: str | None = None,
+    before: str | None = None,
+    version: int | None = None,
+) -> Moved:
+    """Move an applicant to a stage of its opening (or within its stage), next to `after`
+    (the card above) or `before` (the card below), or to the top when neither is given."""
+    require(actor, Role.RECRUITER)
+    throttle_moves(actor)
+    applicant = get_applicant(actor, applicant_id)
+    stage = _target_stage(applicant, stage_id)
+    _check_active(applicant)
+    _check_version(applicant, version)
+    moved = place(
+        applicant,
+        applicant.stage,
+        stage,
+        _rank(applicant, stage, after, before),
+        actor=Actor.user(actor.user),
+        version=applicant.version,
+    )
+    if moved is None:
+        db.session.rollback()
+        raise _stale(applicant)
+    db.session.commit()
+    return moved
+
+
+# --- reject and restore --------------------------------------------------------------------
+
+
+def clean_reason(reason: str | None) -> str:
+    reason = (reason or "").strip()
+    if len(reason) > REASON_LIMIT:
+        raise Invalid(f"Keep the reason under {REASON_LIMIT} characters.", "reason")
+    if has_control_characters(reason.replace("\r\n", "\n").replace("\n", "")):
+        raise Invalid(CONTROL_CHARACTER, "reason")
+    return reason
+
+
+def set_status(
+    applicant: Applicant,
+    status: ApplicantStatus,
+    *,
+    actor: Actor,
+    version: int | None = None,
+    reason: str = "",
+) -> bool:
+    """Reject (from active) or restore (from rejected) one applicant with a conditional UPDATE;
+    False when it no longer holds the version or status it was read with. The caller commits."""
+    was = ApplicantStatus.ACTIVE if status == ApplicantStatus.REJECTED else ApplicantStatus.REJECTED
+    result = db.session.execute(
+        update(Applicant)
+        .where(
+            Applicant.id == applicant.id,
+            Applicant.version == (applicant.version if version is None else version),
+            Applicant.status == was,
+        )
+        .values(status=status, version=Applicant.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    db.session.expire(applicant)
+    if status == ApplicantStatus.REJECTED:
+        record_applicant("applicant.rejected", applicant, actor=actor, reason=reason or None)
+    else:
+        record_applicant("applicant.restored", applicant, actor=actor)
+    return True
+
+
+def reject(
+    actor: Membership, applicant_id: str, reason: str | None = None, version: int | None = None
+) -> Applicant:
+    require(actor, Role.RECRUITER)
+    applicant = get_applicant(actor, applicant_id)
+    reason = clean_reason(reason)
+    _check_active(applicant)
+    _check_version(applicant, version)
+    if not set_status(
+        applicant, ApplicantStatus.REJECTED, actor=Actor.user(actor.user), reason=reason
+    ):
+        db.session.rollback()
+        raise _stale(applicant)
+    db.session.commit()
+    return applicant
+
+
+def restore(actor: Membership, applicant_id: str, version: int | None = None) -> Applicant:
+    require(actor, Role.RECRUITER)
+    applicant = get_applicant(actor, applicant_id)
+    if applicant.status != ApplicantStatus.REJECTED:
+        raise Conflict(f"{applicant.name} is not rejected.")
+    _check_version(applicant, version)
+    if not set_status(applicant, ApplicantStatus.ACTIVE, actor=Actor.user(actor.user)):
+        db.session.rollback()
+        raise _stale(applicant)
+    db.session.commit()
+    return applicant

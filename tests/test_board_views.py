@@ -1,0 +1,251 @@
+"""The board's pages and htmx answers: columns, moves (swapped card and out-of-band counts),
+refusals (409 with the columns redrawn, 429 that changes nothing), pages on scroll, live
+changes, bulk actions, the applicant page's actions, and a fixed number of queries."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from plutomi.extensions import db
+from plutomi.models import Applicant, BulkAction, Membership, Role
+from plutomi.services import bulk, moves
+from tests.conftest import owner_of
+from tests.test_applicant_page import counting_queries
+from tests.test_board import column, fill
+
+HX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def world(make_org, make_opening, auth):
+    org = make_org("Acme")
+    opening = make_opening(org, stages=("Applied", "Review", "Hired"))
+    people = fill(opening, opening.stages[0], 4)
+    auth.login(owner_of(org).email)
+    return org, opening, people
+
+
+def board_url(opening) -> str:
+    return f"/openings/{opening.public_id}/board"
+
+
+def test_the_board_shows_columns_counts_and_cards_and_is_linked(client, world):
+    _, opening, people = world
+    assert board_url(opening) in client.get(f"/openings/{opening.public_id}").text
+    page = client.get(board_url(opening))
+    assert page.status_code == 200
+    html = page.text
+    assert re.findall(r'<h2 id="column-title-\w+">([^<]+)</h2>', html) == [
+        "Applied",
+        "Review",
+        "Hired",
+    ]
+    applied, review, _ = opening.stages
+    assert re.search(rf'id="count-{applied.public_id}" data-count="4"', html)
+    assert re.search(rf'id="count-{review.public_id}" data-count="0"', html)
+    assert html.index("Person 000") < html.index("Person 003")
+    assert f'id="card-{people[0].public_id}"' in html
+    assert 'class="move-to"' in html and 'class="card-select"' in html
+    assert "board.js" in html and "Sortable.min.js" in html
+
+
+def test_a_viewer_sees_the_board_but_no_way_to_move(client, auth, world, make_member):
+    org, opening, people = world
+    viewer = make_member(org, Role.VIEWER)
+    auth.logout()
+    auth.login(viewer.email)
+    html = client.get(board_url(opening)).text
+    assert "Person 000" in html
+    assert 'class="move-to"' not in html and "card-select" not in html
+    refused = client.post(
+        f"{board_url(opening)}/move",
+        data={"applicant": people[0].public_id, "stage": opening.stages[1].public_id},
+        headers=HX,
+    )
+    assert refused.status_code == 403
+    assert "Recruiter role" in refused.headers["HX-Trigger"]
+    assert column(opening.stages[0])[0] == "Person 000"
+
+
+def test_a_drop_answers_with_the_card_and_both_counts(client, world):
+    _, opening, people = world
+    applied, review, _ = opening.stages
+    answer = client.post(
+        f"{board_url(opening)}/move",
+        data={"applicant": people[2].public_id, "stage": review.public_id, "version": "1"},
+        headers=HX,
+    )
+    assert answer.status_code == 200
+    html = answer.text
+    assert html.lstrip().startswith(f'<li class="board-card" id="card-{people[2].public_id}"')
+    assert 'data-version="2"' in html
+    assert re.search(rf'id="count-{applied.public_id}" data-count="3"[^>]*hx-swap-oob', html)
+    assert re.search(rf'id="count-{review.public_id}" data-count="1"[^>]*hx-swap-oob', html)
+    assert column(review) == ["Person 002"]
+
+
+def test_a_menu_move_puts_the_card_on_top_of_its_new_column(client, world):
+    _, opening, people = world
+    review = opening.stages[1]
+    fill(opening, review, 2, prefix="Rev")
+    html = client.post(
+        f"{board_url(opening)}/move",
+        data={"applicant": people[0].public_id, "stage": review.public_id, "via": "menu"},
+        headers=HX,
+    ).text
+    assert f'hx-swap-oob="afterbegin:#cards-{review.public_id}"' in html
+    assert column(review) == ["Person 000", "Rev 000", "Rev 001"]
+
+
+def test_a_stale_move_is_refused_with_the_columns_redrawn(client, world):
+    org, opening, people = world
+    applied, review, hired = opening.stages
+    member = db.session.scalar(select(Membership).where(Membership.org_id == org.id))
+    moves.move(member, people[0].public_id, hired.public_id)  # a colleague was faster
+    answer = client.post(
+        f"{board_url(opening)}/move",
+        data={"applicant": people[0].public_id, "stage": review.public_id, "version": "1"},
+        headers=HX,
+    )
+    assert answer.status_code == 409
+    assert "moved or changed by someone else" in answer.headers["HX-Trigger"]
+    html = answer.text
+    # Where it was dropped (Review) and where it really is (Hired), redrawn out of band.
+    assert f'id="column-{review.public_id}"' in html and f'id="column-{hired.public_id}"' in html
+    assert f'id="column-{applied.public_id}"' not in html
+    assert html.count('hx-swap-oob="true"') == 2
+    hired_column = html.split(f'id="column-{hired.public_id}"')[1]
+    assert "Person 000" in hired_column
+    assert column(review) == []
+
+
+def test_a_throttled_move_changes_nothing_and_says_when_to_retry(client, world, monkeypatch):
+    _, opening, people = world
+    monkeypatch.setattr(moves, "MOVES_PER_WINDOW", 1)
+    url = f"{board_url(opening)}/move"
+    data = {"applicant": people[0].public_id, "stage": opening.stages[1].public_id}
+    assert client.post(url, data=data, headers=HX).status_code == 200
+    throttled = client.post(url, data={**data, "stage": opening.stages[2].public_id}, headers=HX)
+    assert throttled.status_code == 429
+    assert throttled.headers["HX-Reswap"] == "none"
+    assert 1 <= int(throttled.headers["Retry-After"]) <= moves.MOVE_WINDOW_SECONDS
+    assert column(opening.stages[1]) == ["Person 000"]
+
+
+def test_more_cards_load_by_keyset_under_the_filter(client, world):
+    _, opening, _ = world
+    review = opening.stages[1]
+    fill(opening, review, 55, prefix="Rev")
+    html = client.get(board_url(opening)).text
+    more = re.search(r'<li class="more" hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert "Rev 049" in html and "Rev 050" not in html
+    page = client.get(more, headers=HX).text
+    assert re.findall(r"Rev 0(\d\d)</a>", page) == [str(n) for n in range(50, 55)]
+    assert 'class="more"' not in page
+    filtered = client.get(f"{board_url(opening)}?q=rev%2005", headers=HX).text
+    assert "Rev 050" in filtered and "Rev 049" not in filtered
+
+
+def test_a_filter_change_swaps_only_the_columns_and_bad_filters_say_why(client, world):
+    _, opening, _ = world
+    partial = client.get(
+        f"{board_url(opening)}?q=person%20001",
+        headers={**HX, "HX-Target": "board-columns"},
+    )
+    assert partial.status_code == 200
+    assert "<html" not in partial.text and "Person 001" in partial.text
+    assert "Person 002" not in partial.text
+    assert "q=person+001" in partial.text  # the live poll keeps the filter
+    bad = client.get(f"{board_url(opening)}?time=forever")
+    assert bad.status_code == 422
+    assert "Choose a time in stage from the list." in bad.text
+
+
+def test_the_live_poll_answers_204_or_the_changed_cards(client, world):
+    org, opening, people = world
+    html = client.get(board_url(opening)).text
+    poll = re.search(r'id="board-live"\s+hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert client.get(poll, headers=HX).status_code == 204
+    member = db.session.scalar(select(Membership).where(Membership.org_id == org.id))
+    moves.move(member, people[1].public_id, opening.stages[2].public_id)
+    answer = client.get(poll, headers=HX)
+    assert answer.status_code == 200
+    inbox = answer.text.split('id="live-inbox"')[1]
+    assert f'id="card-{people[1].public_id}"' in inbox
+    assert f'data-stage="{opening.stages[2].public_id}"' in inbox
+    assert re.search(r'id="board-live" hx-swap-oob="true"', answer.text)
+
+
+def test_bulk_actions_at_once_and_as_a_job_with_progress(client, world, monkeypatch, run_jobs):
+    _, opening, people = world
+    applied, review, _ = opening.stages
+    url = f"{board_url(opening)}/bulk"
+    answer = client.post(
+        url,
+        data={
+            "action": "move",
+            "stage": review.public_id,
+            "selected": [f"{p.public_id}:{p.version}" for p in people[:2]],
+        },
+        headers=HX,
+    )
+    assert answer.status_code == 200 and "Moved 2 applicants to Review" in answer.text
+    assert "board-redraw" in answer.headers["HX-Trigger"]
+
+    refused = client.post(url, data={"action": "move", "stage": review.public_id}, headers=HX)
+    assert refused.status_code == 422 and "Select at least one applicant." in refused.text
+
+    monkeypatch.setattr(bulk, "SYNC_LIMIT", 1)
+    answer = client.post(
+        url,
+        data={"action": "reject", "reason": "Full", "all_in_stage": applied.public_id},
+        headers=HX,
+    )
+    assert answer.status_code == 200 and 'hx-trigger="every 1s"' in answer.text
+    action = db.session.scalar(select(BulkAction))
+    assert action.total == 2
+    assert run_jobs() == 0
+    progress = client.get(f"{url}/{action.public_id}", headers=HX)
+    assert "Done: rejected 2 of 2" in progress.text
+    assert "every 1s" not in progress.text and "board-redraw" in progress.headers["HX-Trigger"]
+    assert column(applied) == []
+
+
+def test_the_applicant_page_moves_rejects_and_restores(client, world):
+    _, opening, people = world
+    target = people[0]
+    url = f"/applicants/{target.public_id}"
+    page = client.get(url).text
+    assert 'id="applicant-actions"' in page and "Move to" in page
+    moved = client.post(f"{url}/move", data={"stage": opening.stages[1].public_id, "version": "1"})
+    assert moved.status_code == 303 and moved.headers["Location"] == url
+    too_long = client.post(f"{url}/reject", data={"reason": "x" * 501, "version": "2"}, headers=HX)
+    assert too_long.status_code == 422
+    assert too_long.headers["HX-Retarget"] == "#applicant-actions"
+    assert "Keep the reason under 500 characters." in too_long.text
+    stale = client.post(f"{url}/reject", data={"reason": "late", "version": "1"}, headers=HX)
+    assert stale.status_code == 409 and "moved or changed" in stale.text
+    assert (
+        client.post(f"{url}/reject", data={"reason": "No van", "version": "2"}).status_code == 303
+    )
+    page = client.get(url).text
+    assert "Restore to the board" in page
+    assert client.post(f"{url}/restore", data={"version": "3"}).status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Applicant, target.id).status == "active"
+
+
+def test_the_board_costs_the_same_queries_for_more_stages_and_cards(client, world, make_opening):
+    org, small, _ = world
+    big = make_opening(org, "Big", stages=tuple(f"Stage {i}" for i in range(8)))
+    for stage in big.stages:
+        fill(big, stage, 60, prefix=f"S{stage.position}x")
+    small_url, big_url = board_url(small), board_url(big)
+    with counting_queries() as few:
+        assert client.get(small_url).status_code == 200
+    with counting_queries() as many:
+        assert client.get(big_url).status_code == 200
+    assert len(many) == len(few) <= 12
