@@ -4,9 +4,15 @@
 (function () {
   "use strict";
 
-  var board = document.getElementById("board");
-  if (!board) return;
-  var canMove = board.dataset.canMove === "true";
+  // Loaded in the page body, so a boosted visit runs it again: listeners are added once, and
+  // the board's elements are looked up when used, since navigation replaces them.
+  if (window.plutomiBoard) return;
+  window.plutomiBoard = true;
+
+  function boardData() {
+    var board = document.getElementById("board");
+    return board ? board.dataset : null;
+  }
   var lastChecked = null;
 
   function cardsOf(list) {
@@ -31,7 +37,7 @@
 
   function postMove(values, target) {
     var all = Object.assign(filterValues(), values);
-    return htmx.ajax("POST", board.dataset.moveUrl, {
+    return htmx.ajax("POST", boardData().moveUrl, {
       source: target, target: target, swap: "outerHTML", values: all,
     });
   }
@@ -59,7 +65,9 @@
   }
 
   function makeSortable(list) {
-    if (!canMove || list.dataset.sortable || typeof Sortable === "undefined") return;
+    var data = boardData();
+    if (!data || data.canMove !== "true" || list.dataset.sortable) return;
+    if (typeof Sortable === "undefined") return;
     list.dataset.sortable = "1";
     Sortable.create(list, {
       group: "board",
@@ -149,7 +157,9 @@
   }
 
   function redraw() {
-    htmx.ajax("GET", board.dataset.boardUrl + window.location.search, {
+    var data = boardData();
+    if (!data) return;
+    htmx.ajax("GET", data.boardUrl + window.location.search, {
       target: "#board-columns", swap: "innerHTML", headers: { "HX-Target": "board-columns" },
     });
   }
@@ -160,19 +170,23 @@
 
   // --- selection and bulk actions ----------------------------------------------------------
 
-  var bulk = document.getElementById("bulk-form");
+  function bulkForm() {
+    return document.getElementById("bulk-form");
+  }
 
   function selectedBoxes() {
     return document.querySelectorAll(".card-select:checked");
   }
 
   function clearSelection() {
+    var bulk = bulkForm();
     Array.prototype.forEach.call(selectedBoxes(), function (box) { box.checked = false; });
     if (bulk) bulk.elements.all_in_stage.value = "";
     updateBulkBar();
   }
 
   function updateBulkBar() {
+    var bulk = bulkForm();
     if (!bulk) return;
     var all = bulk.elements.all_in_stage.value;
     var label = bulk.querySelector(".bulk-count");
@@ -189,6 +203,7 @@
   }
 
   document.addEventListener("click", function (event) {
+    var bulk = bulkForm();
     var box = event.target.closest(".card-select");
     if (box) {
       if (bulk) bulk.elements.all_in_stage.value = "";
