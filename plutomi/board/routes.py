@@ -20,6 +20,7 @@ from flask import (
     request,
     url_for,
 )
+from markupsafe import Markup
 
 from plutomi import tenancy
 from plutomi.extensions import db
@@ -44,6 +45,27 @@ def board_args(f: boards.BoardFilter | None) -> dict[str, str | list[str]]:
         else:
             args[key] = value
     return args
+
+
+@bp.app_template_global()
+def stage_options(stages: list[Stage], selected_id: int) -> Markup:
+    """The <option>s of a card's "move to" menu, built once per request and stage list: a
+    column of cards would otherwise render the same options hundreds of times."""
+    cache = g.setdefault("stage_options", {})
+    key = tuple(stage.id for stage in stages)
+    if key not in cache:
+        cache[key] = {
+            chosen.id: Markup("").join(
+                Markup('<option value="{}"{}>{}</option>').format(
+                    stage.public_id,
+                    Markup(" selected") if stage.id == chosen.id else "",
+                    stage.name,
+                )
+                for stage in stages
+            )
+            for chosen in stages
+        }
+    return cache[key].get(selected_id, Markup(""))
 
 
 bp.add_app_template_global(boards.options_of, "board_options")
@@ -137,12 +159,13 @@ def more_cards(opening_id: str, stage_id: str):
 
 def _columns_response(opening: Opening, f: boards.BoardFilter, stage_ids: set[int], status: int):
     """The given columns redrawn from the server, as out-of-band swaps."""
-    data = _board(opening, f)
+    data = boards.board(opening, f, questions=g.get("board_questions"), only=stage_ids)
     return render_template(
         "board/_refresh.html",
         board=data,
         opening=opening,
-        columns=[c for c in data.columns if c.stage.id in stage_ids],
+        columns=data.columns,
+        stages=boards.stages_of(opening),
         membership=current_membership(),
     ), status
 
@@ -169,29 +192,24 @@ def move(opening_id: str):
         # "from" is the column a dragged card left on this client's (maybe stale) board.
         shown = [form.get("stage", ""), form.get("from", "")]
         return _refused(opening, f, applicant_id, shown, exc)
-    touched = {moved.from_stage.id, moved.to_stage.id}
-    data = _board(opening, f)
-    card = _card(opening, data, moved.applicant)
+    # Only what the answer shows: the card and the two counts, never the whole board.
+    touched = list(
+        {moved.from_stage.id: moved.from_stage, moved.to_stage.id: moved.to_stage}.values()
+    )
+    counts = boards.counts([stage.id for stage in touched], f)
+    card_questions, _ = g.board_questions
+    found = boards.cards_by_id(opening, [moved.applicant.id], f, card_questions)
     return render_template(
         "board/_moved.html",
-        board=data,
         opening=opening,
-        card=card,
+        card=found[0] if found else None,
         stage=moved.to_stage,
         menu=form.get("via") == "menu",
-        columns=[c for c in data.columns if c.stage.id in touched],
+        columns=[boards.Column(stage, counts.get(stage.id, 0)) for stage in touched],
+        stages=boards.stages_of(opening),
+        board_filter=f,
         membership=current_membership(),
     )
-
-
-def _card(opening: Opening, data: boards.Board, applicant: Applicant) -> boards.Card | None:
-    for column in data.columns:
-        for card in column.cards:
-            if card.id == applicant.id:
-                return card
-    # Past the first page of its column: dress it on its own.
-    found = boards.cards_by_id(opening, [applicant.id], data.filter, data.card_questions)
-    return found[0] if found else None
 
 
 def _refused(opening: Opening, f: boards.BoardFilter, applicant_id: str, shown: list[str], exc):

@@ -395,11 +395,12 @@ def board(
     f: BoardFilter | None = None,
     limit: int = PAGE,
     questions: tuple[list[Question], list[Question]] | None = None,
+    only: set[int] | None = None,
 ) -> Board:
     """Every column's count and first page, dressed; `questions` are board_questions() if
-    the caller has read them already (to parse the filter)."""
+    the caller has read them already (to parse the filter); `only` limits it to those stages."""
     f = f or BoardFilter()
-    stages = stages_of(opening)
+    stages = [s for s in stages_of(opening) if only is None or s.id in only]
     card_questions, filter_questions = questions or board_questions(opening)
     ids = [stage.id for stage in stages]
     stage_counts = counts(ids, f)
