@@ -162,3 +162,181 @@ def opening(org_slug: str, opening_slug: str):
             },
         )
     return redirect(f"/jobs/{org_slug}/{opening_slug}/applied", code=303)
+
+
+# --- the stage board -----------------------------------------------------------------------
+# What GET /openings/<id>/board and POST .../board/move must read and write at the least: the
+# opening's stages, the card questions, each stage's count and first 50 cards (one LATERAL
+# query of per-stage LIMITs on the board index) and the cards' answers; a move is its bounds,
+# the conditional UPDATE and the event, in one transaction.
+
+STAGE_BOARD_PAGE = 50
+BOARD_OPENING = text("SELECT id, org_id, name FROM openings WHERE public_id = :pid")
+BOARD_STAGES = text(
+    "SELECT id, public_id, name FROM stages WHERE opening_id = :opening ORDER BY position, id"
+)
+CARD_QUESTIONS = text(
+    "SELECT id, label, type FROM questions WHERE opening_id = :opening AND archived_at IS NULL"
+    " AND show_on_card ORDER BY position, id LIMIT 3"
+)
+STAGE_COUNTS = text(
+    "SELECT stage_id, count(*) FROM applicants WHERE stage_id = ANY(:stages)"
+    " AND status = 'active' GROUP BY stage_id"
+)
+FIRST_PAGES = text(
+    "SELECT a.id, a.public_id, a.name, a.stage_id, a.rank, a.version, a.entered_stage_at"
+    " FROM unnest(CAST(:stages AS int[])) AS s(id) CROSS JOIN LATERAL ("
+    "  SELECT id, public_id, name, stage_id, rank, version, entered_stage_at FROM applicants"
+    "  WHERE stage_id = s.id AND status = 'active' ORDER BY rank, id LIMIT :page) AS a"
+)
+CARD_ANSWERS = text(
+    "SELECT applicant_id, question_id, value FROM answers"
+    " WHERE applicant_id = ANY(:applicants) AND question_id = ANY(:questions)"
+)
+
+
+@app.get("/openings/<opening_id>/board")
+def stage_board(opening_id: str):
+    with engine.connect() as conn:
+        opening = conn.execute(BOARD_OPENING, {"pid": opening_id}).first()
+        if opening is None:
+            abort(404)
+        stages = conn.execute(BOARD_STAGES, {"opening": opening.id}).all()
+        questions = conn.execute(CARD_QUESTIONS, {"opening": opening.id}).all()
+        ids = [stage.id for stage in stages]
+        counts = dict(conn.execute(STAGE_COUNTS, {"stages": ids}).all())
+        cards = conn.execute(FIRST_PAGES, {"stages": ids, "page": STAGE_BOARD_PAGE}).all()
+        answers: dict[int, list[tuple[int, object]]] = {}
+        if questions and cards:
+            for applicant_id, question_id, value in conn.execute(
+                CARD_ANSWERS,
+                {"applicants": [c.id for c in cards], "questions": [q.id for q in questions]},
+            ):
+                answers.setdefault(applicant_id, []).append((question_id, value))
+    labels = {q.id: q.label for q in questions}
+    by_stage: dict[int, list] = {stage_id: [] for stage_id in ids}
+    for card in cards:
+        by_stage[card.stage_id].append(card)
+    parts = [f"<html><body><h1>{escape(opening.name)}</h1><div class='columns'>"]
+    for stage in stages:
+        parts.append(
+            f'<section id="column-{stage.public_id}"><h2>{escape(stage.name)}</h2>'
+            f'<span data-count="{counts.get(stage.id, 0)}">{counts.get(stage.id, 0):,}</span><ol>'
+        )
+        for card in by_stage[stage.id]:
+            parts.append(_card(card, answers.get(card.id, []), labels))
+        parts.append("</ol></section>")
+    parts.append("</div></body></html>")
+    return "".join(parts)
+
+
+def _card(card, answers, labels) -> str:
+    picked = "".join(
+        f"<div><dt>{escape(labels[q])}</dt><dd>{escape(str(v))}</dd></div>"
+        for q, v in sorted(answers, key=lambda a: a[0])
+    )
+    return (
+        f'<li class="board-card" id="card-{card.public_id}" data-id="{card.public_id}"'
+        f' data-version="{card.version}" data-rank="{card.rank}"><a>{escape(card.name)}</a>'
+        f"<time>{card.entered_stage_at:%Y-%m-%d}</time><dl>{picked}</dl></li>"
+    )
+
+
+# The card, the stage it goes to and the neighbour it lands next to, with the other bound of
+# the gap (the next active card below `after`, or above `before`) in one round trip.
+_MOVE_BOUNDS = (
+    "SELECT a.id, a.public_id, a.name, a.org_id, a.opening_id, a.version, a.entered_stage_at,"
+    " f.id AS from_id, f.public_id AS from_pid, f.name AS from_name,"
+    " s.id AS to_id, s.public_id AS to_pid, s.name AS to_name, {bounds}"
+    " FROM applicants a JOIN openings o ON o.id = a.opening_id AND o.public_id = :opening"
+    " JOIN stages f ON f.id = a.stage_id"
+    " JOIN stages s ON s.public_id = :stage AND s.opening_id = a.opening_id"
+    " JOIN applicants n ON n.public_id = :neighbour AND n.stage_id = s.id"
+    "  AND n.status = 'active' AND n.id <> a.id"
+    " WHERE a.public_id = :applicant AND a.status = 'active'"
+)
+MOVE_AFTER = text(
+    _MOVE_BOUNDS.format(
+        bounds="n.rank AS low, (SELECT x.rank FROM applicants x WHERE x.stage_id = s.id"
+        " AND x.status = 'active' AND x.id <> a.id AND x.rank > n.rank"
+        " ORDER BY x.rank LIMIT 1) AS high"
+    )
+)
+MOVE_BEFORE = text(
+    _MOVE_BOUNDS.format(
+        bounds="(SELECT x.rank FROM applicants x WHERE x.stage_id = s.id"
+        " AND x.status = 'active' AND x.id <> a.id AND x.rank < n.rank"
+        " ORDER BY x.rank DESC LIMIT 1) AS low, n.rank AS high"
+    )
+)
+MOVE_UPDATE = text(
+    "UPDATE applicants SET rank = :rank, version = version + 1, stage_id = :stage,"
+    " entered_stage_at = CASE WHEN stage_id = :stage THEN entered_stage_at ELSE :now END,"
+    " stage_completed_at = CASE WHEN stage_id = :stage THEN stage_completed_at END"
+    " WHERE id = :id AND version = :version AND status = 'active' RETURNING version"
+)
+MOVE_EVENT = text(
+    "INSERT INTO events (org_id, opening_id, applicant_id, type, actor_type, actor_id, payload,"
+    " created_at) VALUES (:org_id, :opening_id, :applicant_id, :type, 'user', NULL, :payload,"
+    " :now)"
+)
+
+
+@app.post("/openings/<opening_id>/board/move")
+def stage_board_move(opening_id: str):
+    from plutomi.ranks import between
+
+    form = request.form
+    after, before = form.get("after"), form.get("before")
+    version = form.get("version", type=int)
+    with engine.begin() as conn:
+        found = conn.execute(
+            MOVE_AFTER if after else MOVE_BEFORE,
+            {
+                "opening": opening_id,
+                "applicant": form.get("applicant", ""),
+                "stage": form.get("stage", ""),
+                "neighbour": after or before or "",
+            },
+        ).first()
+        if found is None or found.version != version:
+            abort(409)
+        now = _now()
+        moved = found.from_id != found.to_id
+        new_version = conn.execute(
+            MOVE_UPDATE,
+            {
+                "rank": between(found.low, found.high),
+                "stage": found.to_id,
+                "now": now,
+                "id": found.id,
+                "version": version,
+            },
+        ).scalar()
+        if new_version is None:
+            abort(409)
+        payload = (
+            {
+                "from_stage": found.from_name,
+                "to_stage": found.to_name,
+                "from_stage_id": found.from_pid,
+                "to_stage_id": found.to_pid,
+            }
+            if moved
+            else {"stage": found.to_name}
+        )
+        conn.execute(
+            MOVE_EVENT,
+            {
+                "org_id": found.org_id,
+                "opening_id": found.opening_id,
+                "applicant_id": found.id,
+                "type": "applicant.moved" if moved else "applicant.reordered",
+                "payload": json.dumps(payload),
+                "now": now,
+            },
+        )
+    return (
+        f'<li class="board-card" id="card-{found.public_id}" data-id="{found.public_id}"'
+        f' data-version="{new_version}"><a>{escape(found.name)}</a></li>'
+    )
