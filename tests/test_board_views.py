@@ -249,3 +249,16 @@ def test_the_board_costs_the_same_queries_for_more_stages_and_cards(client, worl
     with counting_queries() as many:
         assert client.get(big_url).status_code == 200
     assert len(many) == len(few) <= 12
+
+
+def test_a_move_reads_only_what_its_answer_needs(client, world):
+    _, opening, people = world
+    url = f"{board_url(opening)}/move"
+    data = {"applicant": people[0].public_id, "stage": opening.stages[1].public_id}
+    client.get(board_url(opening))
+    with counting_queries() as statements:
+        assert client.post(url, data=data, headers=HX).status_code == 200
+    reads_of_stages = [s for s in statements if s.lstrip().startswith("SELECT stages.")]
+    # The target stage, the applicant's stage and the menu's list: no reload after the commit.
+    assert len(reads_of_stages) <= 3, reads_of_stages
+    assert len(statements) <= 17, statements

@@ -209,6 +209,18 @@ def place(
     return Moved(applicant, from_stage, to_stage)
 
 
+def _commit_keeping_loaded() -> None:
+    """Commit without expiring what the session has loaded. A move's answer reads the stages,
+    the opening and the member right after; this transaction changed none of them (place()
+    expires the applicant it updated), so reloading each would be a wasted round trip."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
+
+
 def throttle_moves(actor: Membership, count: int = 1) -> None:
     throttle.rate_limit(
         f"moves:{actor.user_id}",
@@ -247,7 +259,7 @@ def move(
     if moved is None:
         db.session.rollback()
         raise _stale(applicant)
-    db.session.commit()
+    _commit_keeping_loaded()
     return moved
 
 
