@@ -1,10 +1,29 @@
-"""What every form shares: service errors shown next to the field they belong to."""
+"""What every form shares: running a service as the current member, and its errors shown
+next to the field they belong to."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from flask import abort
 from flask_wtf import FlaskForm
 
+from plutomi.extensions import db
 from plutomi.services.errors import ServiceError
+from plutomi.tenancy import current_membership
+
+
+def as_member(action: Callable[..., Any], *args: Any) -> tuple[Any, ServiceError | None]:
+    """Run a service function as the current member: (result, None) or (None, the error).
+    403 and 404 end the request; a refused input comes back to be shown next to its field."""
+    try:
+        return action(current_membership(), *args), None
+    except ServiceError as exc:
+        db.session.rollback()  # nothing half-done is left for the page to flush
+        if exc.status in (403, 404):
+            abort(exc.status, exc.message)
+        return None, exc
 
 
 def show_error(form: FlaskForm, error: ServiceError) -> None:

@@ -23,12 +23,11 @@ from flask import (
 
 from plutomi import tenancy
 from plutomi.applicants.forms import NoteForm, TagForm
-from plutomi.extensions import db
-from plutomi.forms import show_error
+from plutomi.forms import as_member, show_error
 from plutomi.htmx import trigger
 from plutomi.models import Applicant, Role
 from plutomi.services import applicants, notes, tags, timeline
-from plutomi.services.errors import Invalid, ServiceError
+from plutomi.services.errors import Invalid
 from plutomi.tenancy import current_membership, org_required
 
 bp = Blueprint("applicants", __name__)
@@ -45,18 +44,6 @@ def _partial_wanted() -> bool:
 
 def _applicant(applicant_id: str) -> Applicant:
     return tenancy.get_or_404(Applicant, applicant_id)
-
-
-def _call(action, *args):
-    """Run a service function as the current member: (result, None) or (None, the error).
-    403 and 404 end the request; a refused input comes back to be shown next to its field."""
-    try:
-        return action(current_membership(), *args), None
-    except ServiceError as exc:
-        db.session.rollback()  # nothing half-done is left for the page to flush
-        if exc.status in (403, 404):
-            abort(exc.status, exc.message)
-        return None, exc
 
 
 def _url(applicant: Applicant, anchor: str = "", **args) -> str:
@@ -171,7 +158,7 @@ def add_note(applicant_id: str):
     applicant = _applicant(applicant_id)
     form = NoteForm()
     if form.validate_on_submit():
-        _, error = _call(notes.add, applicant, form.body.data)
+        _, error = as_member(notes.add, applicant, form.body.data)
         if error is None:
             return _done(applicant, "notes", "Note added.")
         show_error(form, error)
@@ -183,12 +170,12 @@ def add_note(applicant_id: str):
 def edit_note(applicant_id: str, note_id: str):
     applicant = _applicant(applicant_id)
     if request.method == "GET":
-        note, _ = _call(notes.editable, applicant, note_id)
+        note, _ = as_member(notes.editable, applicant, note_id)
         form = NoteForm(prefix="edit", formdata=None, data={"body": note.body})
         return _section(applicant, "notes", editing=note.public_id, edit_form=form)
     form = NoteForm(prefix="edit")
     if form.validate_on_submit():
-        _, error = _call(notes.edit, applicant, note_id, form.body.data)
+        _, error = as_member(notes.edit, applicant, note_id, form.body.data)
         if error is None:
             return _done(applicant, "notes", "Note saved.")
         show_error(form, error)
@@ -199,7 +186,7 @@ def edit_note(applicant_id: str, note_id: str):
 @org_required(RECRUITER)
 def delete_note(applicant_id: str, note_id: str):
     applicant = _applicant(applicant_id)
-    _call(notes.delete, applicant, note_id)  # refusals are 403 or 404, never a form error
+    as_member(notes.delete, applicant, note_id)  # refusals are 403 or 404, never a form error
     return _done(applicant, "notes", "Note deleted.")
 
 
@@ -212,7 +199,7 @@ def add_tag(applicant_id: str):
     applicant = _applicant(applicant_id)
     form = TagForm()
     if form.validate_on_submit():
-        _, error = _call(tags.add, applicant, form.tag.data)
+        _, error = as_member(tags.add, applicant, form.tag.data)
         if error is None:
             return _done(applicant, "tags")
         show_error(form, error)
@@ -223,7 +210,7 @@ def add_tag(applicant_id: str):
 @org_required(RECRUITER)
 def remove_tag(applicant_id: str):
     applicant = _applicant(applicant_id)
-    _, error = _call(tags.remove, applicant, request.form.get("tag", ""))
+    _, error = as_member(tags.remove, applicant, request.form.get("tag", ""))
     if error is not None:
         form = TagForm(formdata=None)
         form.form_errors.append(error.message)

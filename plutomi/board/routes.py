@@ -9,6 +9,8 @@ from the server, and says why.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from flask import (
     Blueprint,
     abort,
@@ -33,6 +35,7 @@ from plutomi.services.errors import Invalid, ServiceError, Throttled
 from plutomi.tenancy import current_membership, org_required
 
 bp = Blueprint("board", __name__)
+T = TypeVar("T")
 
 
 @bp.app_template_global()
@@ -74,6 +77,14 @@ bp.add_app_template_global(bulk.progress, "bulk_percent")
 
 def _opening(opening_id: str) -> Opening:
     return tenancy.get_or_404(Opening, opening_id)
+
+
+def _of_opening(model: type[T], public_id: str, opening: Opening) -> T:
+    """A row of this org by public id that must also belong to the opening in the URL."""
+    row = tenancy.get_or_404(model, public_id)
+    if row.opening_id != opening.id:
+        abort(404)
+    return row
 
 
 def _filter(opening: Opening, args=None) -> tuple[boards.BoardFilter, dict[str, str]]:
@@ -127,9 +138,7 @@ def show(opening_id: str):
 def more_cards(opening_id: str, stage_id: str):
     """The next page of a column, asked for when its last card scrolls into view."""
     opening = _opening(opening_id)
-    stage = tenancy.get_or_404(Stage, stage_id)
-    if stage.opening_id != opening.id:
-        abort(404)
+    stage = _of_opening(Stage, stage_id, opening)
     f, errors = _filter(opening)
     if errors:
         abort(422, next(iter(errors.values())))
@@ -298,9 +307,7 @@ def bulk_action(opening_id: str):
 @org_required()
 def bulk_progress(opening_id: str, bulk_id: str):
     opening = _opening(opening_id)
-    action = tenancy.get_or_404(BulkAction, bulk_id)
-    if action.opening_id != opening.id:
-        abort(404)
+    action = _of_opening(BulkAction, bulk_id, opening)
     response = make_response(
         render_template("board/_bulk_progress.html", action=action, opening=opening)
     )

@@ -7,11 +7,10 @@ a plain form post gets a redirect back to the page, or the whole page with the e
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from plutomi import markdown, tenancy
-from plutomi.extensions import db
-from plutomi.forms import show_error
+from plutomi.forms import as_member, show_error
 from plutomi.htmx import redirect_to
 from plutomi.models import Opening, Role
 from plutomi.openings.forms import CloneForm, NewOpeningForm, OpeningForm, QuestionForm, StageForm
@@ -27,18 +26,6 @@ RECRUITER = Role.RECRUITER
 
 def _partial_wanted() -> bool:
     return bool(request.htmx) and not request.htmx.boosted
-
-
-def _call(action, *args):
-    """Run a service function as the current member: (result, None) or (None, the error).
-    403 and 404 end the request; a refused input comes back to be shown next to its field."""
-    try:
-        return action(current_membership(), *args), None
-    except ServiceError as exc:
-        db.session.rollback()  # nothing half-done is left for the page to flush
-        if exc.status in (403, 404):
-            abort(exc.status, exc.message)
-        return None, exc
 
 
 # --- the list ------------------------------------------------------------------------------
@@ -70,7 +57,7 @@ def index():
 def create():
     form = NewOpeningForm()
     if form.validate_on_submit():
-        opening, error = _call(openings.create_opening, form.name.data)
+        opening, error = as_member(openings.create_opening, form.name.data)
         if error is None:
             flash(f"{opening.name} is ready as a draft. Add its stages.", "success")
             return redirect_to(url_for("openings.edit", opening_id=opening.public_id))
@@ -141,7 +128,7 @@ def edit(opening_id: str):
         return _editor(opening)
     form = OpeningForm()
     if form.validate_on_submit():
-        _, error = _call(
+        _, error = as_member(
             openings.update_opening,
             opening.public_id,
             form.name.data,
@@ -156,7 +143,7 @@ def edit(opening_id: str):
 
 def _state_action(opening_id: str, action, message: str):
     opening = _opening(opening_id)
-    _, error = _call(action, opening.public_id)
+    _, error = as_member(action, opening.public_id)
     if error is not None:
         form = OpeningForm(obj=opening, formdata=None)
         form.form_errors.append(error.message)
@@ -200,7 +187,7 @@ def clone(opening_id: str):
     opening = _opening(opening_id)
     form = CloneForm()
     if form.validate_on_submit():
-        copy, error = _call(openings.clone, opening.public_id, form.clone_name.data)
+        copy, error = as_member(openings.clone, opening.public_id, form.clone_name.data)
         if error is None:
             flash(f"{copy.name} is a draft copy of {opening.name}.", "success")
             return redirect_to(url_for("openings.edit", opening_id=copy.public_id))
@@ -229,7 +216,7 @@ def add_stage(opening_id: str):
     opening = _opening(opening_id)
     form = StageForm()
     if form.validate_on_submit():
-        stage, error = _call(openings.add_stage, opening.public_id, form.stage_name.data)
+        stage, error = as_member(openings.add_stage, opening.public_id, form.stage_name.data)
         if error is None:
             return _done(
                 opening, "stages", f"Stage {stage.name} added.", f"#stage-{stage.public_id}"
@@ -243,7 +230,7 @@ def add_stage(opening_id: str):
 @org_required(RECRUITER)
 def reorder_stages(opening_id: str):
     opening = _opening(opening_id)
-    _, error = _call(openings.reorder_stages, opening.public_id, _order("stage"))
+    _, error = as_member(openings.reorder_stages, opening.public_id, _order("stage"))
     if error is not None:
         return _editor(opening, "stages", 422, stages_error=error.message)
     return _done(opening, "stages")
@@ -254,7 +241,7 @@ def reorder_stages(opening_id: str):
 def move_stage(opening_id: str, stage_id: str):
     opening = _opening(opening_id)
     direction = request.form.get("direction", "")
-    _, error = _call(openings.move_stage, opening.public_id, stage_id, direction)
+    _, error = as_member(openings.move_stage, opening.public_id, stage_id, direction)
     if error is not None:
         return _stage_failed(opening, stage_id, error)
     return _done(opening, "stages", anchor=f"#stage-{stage_id}")
@@ -264,7 +251,7 @@ def move_stage(opening_id: str, stage_id: str):
 @org_required(RECRUITER)
 def rename_stage(opening_id: str, stage_id: str):
     opening = _opening(opening_id)
-    _, error = _call(
+    _, error = as_member(
         openings.rename_stage, opening.public_id, stage_id, request.form.get("name", "")
     )
     if error is not None:
@@ -277,7 +264,7 @@ def rename_stage(opening_id: str, stage_id: str):
 def delete_stage(opening_id: str, stage_id: str):
     opening = _opening(opening_id)
     move_to = request.form.get("move_to") or None
-    moved, error = _call(openings.delete_stage, opening.public_id, stage_id, move_to)
+    moved, error = as_member(openings.delete_stage, opening.public_id, stage_id, move_to)
     if error is not None:
         return _stage_failed(opening, stage_id, error)
     message = "Stage deleted." + (
@@ -297,12 +284,14 @@ def _question_form_page(opening: Opening, form: QuestionForm, target: tuple, sta
 @org_required(RECRUITER)
 def add_question(opening_id: str, stage_id: str):
     opening = _opening(opening_id)
-    stage, _ = _call(lambda _m: openings.get_stage(opening, stage_id))
+    stage, _ = as_member(lambda _m: openings.get_stage(opening, stage_id))
     if request.method == "GET":
         return _question_form_page(opening, QuestionForm(formdata=None), ("new", stage.public_id))
     form = QuestionForm()
     if form.validate_on_submit():
-        _, error = _call(openings.add_question, opening.public_id, stage.public_id, form.to_input())
+        _, error = as_member(
+            openings.add_question, opening.public_id, stage.public_id, form.to_input()
+        )
         if error is None:
             return _done(
                 opening, "stages", f"Question added to {stage.name}.", f"#stage-{stage.public_id}"
@@ -315,14 +304,16 @@ def add_question(opening_id: str, stage_id: str):
 @org_required(RECRUITER)
 def edit_question(opening_id: str, question_id: str):
     opening = _opening(opening_id)
-    question, _ = _call(lambda _m: openings.get_question(opening, question_id))
+    question, _ = as_member(lambda _m: openings.get_question(opening, question_id))
     if request.method == "GET":
         form = QuestionForm(formdata=None)
         form.fill(question)
         return _question_form_page(opening, form, ("edit", question.public_id))
     form = QuestionForm()
     if form.validate_on_submit():
-        _, error = _call(openings.update_question, opening.public_id, question_id, form.to_input())
+        _, error = as_member(
+            openings.update_question, opening.public_id, question_id, form.to_input()
+        )
         if error is None:
             return _done(opening, "stages", "Question saved.", f"#question-{question_id}")
         show_error(form, error)
@@ -333,7 +324,7 @@ def edit_question(opening_id: str, question_id: str):
 @org_required(RECRUITER)
 def delete_question(opening_id: str, question_id: str):
     opening = _opening(opening_id)
-    archived, _ = _call(openings.delete_question, opening.public_id, question_id)
+    archived, _ = as_member(openings.delete_question, opening.public_id, question_id)
     message = "Question archived: it keeps its answers." if archived else "Question deleted."
     return _done(opening, "stages", message)
 
@@ -343,7 +334,7 @@ def delete_question(opening_id: str, question_id: str):
 def move_question(opening_id: str, question_id: str):
     opening = _opening(opening_id)
     direction = request.form.get("direction", "")
-    _, error = _call(openings.move_question, opening.public_id, question_id, direction)
+    _, error = as_member(openings.move_question, opening.public_id, question_id, direction)
     if error is not None:
         return _editor(opening, "stages", 422, stages_error=error.message)
     return _done(opening, "stages", anchor=f"#question-{question_id}")
@@ -354,7 +345,7 @@ def move_question(opening_id: str, question_id: str):
 def reorder_questions(opening_id: str, stage_id: str):
     opening = _opening(opening_id)
     ids = _order("question")
-    _, error = _call(openings.reorder_questions, opening.public_id, stage_id, ids)
+    _, error = as_member(openings.reorder_questions, opening.public_id, stage_id, ids)
     if error is not None:
         return _stage_failed(opening, stage_id, error)
     return _done(opening, "stages")
