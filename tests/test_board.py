@@ -118,32 +118,34 @@ def test_reordering_within_a_stage_keeps_the_order_and_writes_a_reorder_event(se
     assert people[4].stage_id == applied.id
 
 
-def test_many_drops_into_one_gap_respread_the_column_and_keys_stay_short(setup, monkeypatch):
+def test_many_drops_into_one_gap_respread_the_column_and_keys_stay_short(setup):
     _, _, (applied, *_), people, actor = setup
-    monkeypatch.setattr(moves, "MOVES_PER_WINDOW", 10_000)
-    first = people[0]
-    # Always right below the first card: each key splits the same gap again, until the keys
-    # would outgrow the column and it is respread.
-    longest_seen = 0
-    for i in range(400):
-        mover = people[1 + i % 4]
-        moves.move(actor, mover.public_id, applied.public_id, after=first.public_id)
-        order = column(applied)
-        assert order[:2] == ["Person 000", mover.name] and len(order) == 5
-        longest_seen = max(
-            longest_seen,
-            db.session.scalar(
-                select(func.max(func.length(Applicant.rank))).where(
-                    Applicant.stage_id == applied.id
-                )
-            ),
-        )
-    assert longest_seen <= ranks.MAX_LENGTH
-    # The respread happened: without it, 400 halvings would need keys of some 80 characters.
-    longest_now = db.session.scalar(
+    first, second = people[0], people[1]
+    # Split the gap under the first card until no key fits (what some hundreds of drops at
+    # one spot would leave), then drop once more into it.
+    squeezed = second.rank
+    with pytest.raises(ValueError):
+        for _ in range(10_000):
+            squeezed = ranks.between(first.rank, squeezed)
+    second.rank = squeezed
+    db.session.commit()
+    assert len(squeezed) > 50
+
+    moves.move(actor, people[4].public_id, applied.public_id, after=first.public_id)
+    assert column(applied) == ["Person 000", "Person 004", "Person 001", "Person 002", "Person 003"]
+    longest = db.session.scalar(
         select(func.max(func.length(Applicant.rank))).where(Applicant.stage_id == applied.id)
     )
-    assert longest_now < ranks.MAX_LENGTH
+    assert longest <= 3  # the column was respread to short keys, in the same order
+
+
+def test_drops_into_one_gap_keep_their_order(setup, monkeypatch):
+    _, _, (applied, *_), people, actor = setup
+    monkeypatch.setattr(moves, "MOVES_PER_WINDOW", 10_000)
+    for i in range(40):
+        mover = people[1 + i % 4]
+        moves.move(actor, mover.public_id, applied.public_id, after=people[0].public_id)
+        assert column(applied)[:2] == ["Person 000", mover.name]
 
 
 def test_a_stale_version_is_refused_and_nothing_changes(setup):
