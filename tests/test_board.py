@@ -493,3 +493,17 @@ def test_at_most_three_questions_show_on_cards(setup):
     assert caught.value.field == "show_on_card"
     on_cards, _ = board.board_questions(opening)
     assert [q.label for q in on_cards] == ["Question 0", "Question 1", "Question 2"]
+
+
+def test_the_timeline_tells_reorders_and_bulk_moves_apart(setup):
+    from plutomi.services.timeline import DESCRIBE
+
+    _, opening, (applied, review, _), people, actor = setup
+    moves.move(actor, people[0].public_id, applied.public_id, after=people[2].public_id)
+    bulk.start(
+        actor, opening, action="move", stage_id=review.public_id, selected=[people[1].public_id]
+    )
+    (reorder,) = events(people[0])
+    (moved,) = events(people[1])
+    assert DESCRIBE[reorder.type](reorder.payload) == "Moved within Applied"
+    assert DESCRIBE[moved.type](moved.payload) == "Moved from Applied to Review (bulk move)"

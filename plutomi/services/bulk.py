@@ -177,7 +177,8 @@ def _apply(
         )
     }
     stages = {stage.id: stage for stage in stages_of(opening)}
-    payload = {"bulk": bulk_id} if bulk_id else {}
+    # Marks each event as part of a bulk action (the job's public id, or true when done at once).
+    payload = {"bulk": bulk_id or True}
     last = None
     if target is not None:
         last = db.session.scalar(

@@ -121,6 +121,8 @@ def _moved(p: Payload) -> str:
     reason = _text(p, "reason")
     if reason:
         sentence += f" ({MOVE_REASONS.get(reason, _humanize(reason))})"
+    if _text(p, "bulk"):
+        sentence += " (bulk move)"
     return sentence
 
 
@@ -149,6 +151,7 @@ DESCRIBE: dict[str, Callable[[Payload], str]] = {
     "applicant.answered": _answered,
     "applicant.stage_completed": _stage_completed,
     "applicant.moved": _moved,
+    "applicant.reordered": lambda p: _with("Moved within", _text(p, "stage"), " "),
     "applicant.rejected": lambda p: _with("Rejected", _text(p, "reason")),
     "applicant.restored": lambda p: "Restored to the active applicants",
     "applicant.withdrawn": lambda p: _with("Withdrew the application", _text(p, "reason")),
