@@ -22,7 +22,7 @@ run: $(STAMP)
 ## The whole suite: lint, then every test on SQLite (and PostgreSQL when TEST_DATABASE_URL is set).
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -n auto -p no:cacheprovider
+	$(PY) -m pytest -n auto -p no:cacheprovider --durations=15
 
 ## Benchmarks against a floor measured in the same run (PostgreSQL and Redis servers; see bench/README.md).
 bench: $(STAMP)
