@@ -101,6 +101,11 @@ def _actor(actor: Membership) -> Actor:
     return Actor.user(actor.user)
 
 
+def _record(type: str, actor: Membership, opening: Opening, **payload) -> None:
+    """An event about an opening (or its stages and questions), caused by a member."""
+    record(type, actor=_actor(actor), org_id=actor.org_id, opening_id=opening.id, **payload)
+
+
 def get_opening(actor: Membership, opening_id: str) -> Opening:
     scope = select(Opening).where(Opening.org_id == actor.org_id)
     return by_public_id(scope, Opening, opening_id, "No such opening.")
@@ -215,11 +220,10 @@ def create_opening(actor: Membership, name: str, slug: str | None = None) -> Ope
     opening = Opening(org_id=actor.org_id, name=name, slug=slug, state=OpeningState.DRAFT)
     db.session.add(opening)
     db.session.flush()
-    record(
+    _record(
         "opening.created",
-        actor=_actor(actor),
-        org_id=actor.org_id,
-        opening_id=opening.id,
+        actor,
+        opening,
         name=name,
         slug=slug,
     )
@@ -234,11 +238,10 @@ def update_opening(
     opening.name = clean_name(name, "name", max_length=200)
     opening.slug = check_opening_slug(actor.org_id, slug, opening)
     opening.description = _clean_description(description)
-    record(
+    _record(
         "opening.updated",
-        actor=_actor(actor),
-        org_id=actor.org_id,
-        opening_id=opening.id,
+        actor,
+        opening,
         name=opening.name,
         slug=opening.slug,
     )
@@ -255,11 +258,10 @@ def _set_state(actor: Membership, opening_id: str, allowed_from: set[str], to: s
     ):
         raise Invalid("Add a stage before publishing: applicants start in the first.", "state")
     previous, opening.state = opening.state, to
-    record(
+    _record(
         f"opening.{to}",
-        actor=_actor(actor),
-        org_id=actor.org_id,
-        opening_id=opening.id,
+        actor,
+        opening,
         previous_state=previous,
     )
     db.session.commit()
@@ -282,7 +284,7 @@ def archive(actor: Membership, opening_id: str) -> Opening:
     opening = _editable(actor, opening_id)
     if opening.archived_at is None:
         opening.archived_at = utcnow()
-        record("opening.archived", actor=_actor(actor), org_id=actor.org_id, opening_id=opening.id)
+        _record("opening.archived", actor, opening)
     db.session.commit()
     return opening
 
@@ -291,9 +293,7 @@ def unarchive(actor: Membership, opening_id: str) -> Opening:
     opening = _editable(actor, opening_id)
     if opening.archived_at is not None:
         opening.archived_at = None
-        record(
-            "opening.unarchived", actor=_actor(actor), org_id=actor.org_id, opening_id=opening.id
-        )
+        _record("opening.unarchived", actor, opening)
     db.session.commit()
     return opening
 
@@ -336,11 +336,10 @@ def clone(actor: Membership, opening_id: str, name: str) -> Opening:
                     position=q.position,
                 )
             )
-    record(
+    _record(
         "opening.cloned",
-        actor=_actor(actor),
-        org_id=actor.org_id,
-        opening_id=copy.id,
+        actor,
+        copy,
         source_opening=source.public_id,
         name=name,
     )
@@ -375,11 +374,10 @@ def add_stage(actor: Membership, opening_id: str, name: str) -> Stage:
     )
     db.session.add(stage)
     db.session.flush()
-    record(
+    _record(
         "stage.added",
-        actor=_actor(actor),
-        org_id=actor.org_id,
-        opening_id=opening.id,
+        actor,
+        opening,
         stage=stage.public_id,
         name=name,
     )
@@ -391,11 +389,10 @@ def rename_stage(actor: Membership, opening_id: str, stage_id: str, name: str) -
     opening = _editable(actor, opening_id)
     stage = get_stage(opening, stage_id)
     previous, stage.name = stage.name, _stage_name(opening, name, stage)
-    record(
+    _record(
         "stage.renamed",
-        actor=_actor(actor),
-        org_id=actor.org_id,
-        opening_id=opening.id,
+        actor,
+        opening,
         stage=stage.public_id,
         name=stage.name,
         previous_name=previous,
@@ -430,11 +427,10 @@ def reorder_stages(actor: Membership, opening_id: str, stage_ids: list[str]) -> 
     opening = _editable(actor, opening_id)
     stages = stages_of(opening)
     _write_positions(stages, stage_ids)
-    record(
+    _record(
         "stage.reordered",
-        actor=_actor(actor),
-        org_id=actor.org_id,
-        opening_id=opening.id,
+        actor,
+        opening,
         order=stage_ids,
     )
     db.session.commit()
@@ -527,11 +523,10 @@ def delete_stage(
         else:
             db.session.delete(question)
     db.session.flush()
-    record(
+    _record(
         "stage.deleted",
-        actor=_actor(actor),
-        org_id=actor.org_id,
-        opening_id=opening.id,
+        actor,
+        opening,
         stage=stage.public_id,
         name=stage.name,
         applicants_moved=moved,
@@ -693,11 +688,10 @@ def add_question(
         _apply(question, opening, data)
     db.session.add(question)
     db.session.flush()
-    record(
+    _record(
         "question.added",
-        actor=_actor(actor),
-        org_id=actor.org_id,
-        opening_id=opening.id,
+        actor,
+        opening,
         stage=stage.public_id,
         question=question.public_id,
         key=question.key,
@@ -713,11 +707,10 @@ def update_question(
     question = get_question(opening, question_id)
     with db.session.no_autoflush:
         _apply(question, opening, data)
-    record(
+    _record(
         "question.updated",
-        actor=_actor(actor),
-        org_id=actor.org_id,
-        opening_id=opening.id,
+        actor,
+        opening,
         question=question.public_id,
         key=question.key,
     )
@@ -730,11 +723,10 @@ def delete_question(actor: Membership, opening_id: str, question_id: str) -> boo
     opening = _editable(actor, opening_id)
     question = get_question(opening, question_id)
     archived = _has_answers(question)
-    record(
+    _record(
         "question.archived" if archived else "question.deleted",
-        actor=_actor(actor),
-        org_id=actor.org_id,
-        opening_id=opening.id,
+        actor,
+        opening,
         question=question.public_id,
         key=question.key,
     )
@@ -753,11 +745,10 @@ def reorder_questions(
     stage = get_stage(opening, stage_id)
     questions = stage_questions(stage)
     _write_positions(questions, question_ids)
-    record(
+    _record(
         "question.reordered",
-        actor=_actor(actor),
-        org_id=actor.org_id,
-        opening_id=opening.id,
+        actor,
+        opening,
         stage=stage.public_id,
         order=question_ids,
     )
