@@ -309,10 +309,6 @@ class Column:
     def has_more(self) -> bool:
         return len(self.cards) < self.count
 
-    @property
-    def last(self) -> Card | None:
-        return self.cards[-1] if self.cards else None
-
 
 @dataclass
 class Board:
@@ -448,17 +444,16 @@ def cards_by_id(
     return dress(opening, cards, card_questions)
 
 
-def select_all(stage: Stage, f: BoardFilter) -> list[tuple[int, int]]:
-    """(id, version) of every applicant of the stage under the filter, for a bulk action on
-    a whole filtered stage: two integers a row, read once when the action is asked for."""
-    return [
-        (id_, version)
-        for id_, version in db.session.execute(
-            select(Applicant.id, Applicant.version)
+def select_all(stage: Stage, f: BoardFilter) -> list[int]:
+    """The ids of every applicant of the stage under the filter, in board order, for a bulk
+    action on a whole filtered stage: one integer a row, read once when it is asked for."""
+    return list(
+        db.session.scalars(
+            select(Applicant.id)
             .where(Applicant.stage_id == stage.id, *conditions(f))
             .order_by(Applicant.rank, Applicant.id)
         )
-    ]
+    )
 
 
 # --- live changes --------------------------------------------------------------------------

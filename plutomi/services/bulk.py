@@ -109,8 +109,7 @@ def start(
         source = get_stage(opening, all_in_stage)
         # Every card under the filter, as it is now: no version to hold them to.
         selection = [
-            [id_, None]
-            for id_, _ in boards.select_all(source, board_filter or boards.BoardFilter())
+            [id_, None] for id_ in boards.select_all(source, board_filter or boards.BoardFilter())
         ]
     else:
         selection = _selection(opening, selected or [])
