@@ -83,12 +83,16 @@
     });
   }
 
-  htmx.onLoad(function (root) {
+  function init(root) {
     var lists = root.querySelectorAll ? root.querySelectorAll(".cards") : [];
     Array.prototype.forEach.call(lists, makeSortable);
     if (root.classList && root.classList.contains("cards")) makeSortable(root);
     updateBulkBar();
-  });
+  }
+  htmx.onLoad(init);
+  // On a boosted visit this script arrives after htmx has announced the new page, so the
+  // board already on the page is set up now (a second setup of a list is skipped).
+  init(document.body);
 
   // A throttled move is not failed: it is sent again when the server says it may be.
   document.body.addEventListener("htmx:afterRequest", function (event) {
