@@ -2,6 +2,12 @@
 (function () {
   "use strict";
 
+  // Every htmx request carries the CSRF token of the page as it is now (see base.html).
+  document.body.addEventListener("htmx:configRequest", function (event) {
+    var token = document.getElementById("csrf-token");
+    if (token) event.detail.headers["X-CSRFToken"] = token.dataset.token;
+  });
+
   // Flashes that an htmx partial did not render arrive as an HX-Trigger "flash" event.
   document.body.addEventListener("flash", function (event) {
     var box = document.getElementById("flashes");

@@ -131,6 +131,21 @@ def test_drag_a_card_to_another_column(new_context, board):
     expect(page.locator("#timeline")).to_contain_text("Moved from Applied to Screen")
 
 
+def test_the_board_reached_by_links_after_logging_in_drags_too(new_context, board):
+    """The way people arrive: log in and follow links, every step a boosted swap of the body.
+    The board's script must set up dragging, and the token must be the new session's."""
+    b = board
+    page = log_in(new_context, owner_of(b.org).email)
+    page.get_by_role("link", name=re.compile("Night Courier")).first.click()
+    page.get_by_role("link", name="Open the board").click()
+    expect(page).to_have_url(re.compile(r"/board$"))
+    expect(page.locator(".cards[data-sortable]")).to_have_count(3)
+    with page.expect_response(is_move) as answer:
+        drag(card(page, b, "Ada"), card(page, b, "Eve"))
+    assert answer.value.status == 200
+    expect(count(page, b.screen)).to_have_text("2")
+
+
 def test_drag_within_a_column_keeps_the_order(new_context, board):
     b = board
     page = open_board(log_in(new_context, owner_of(b.org).email), b)
