@@ -12,11 +12,13 @@ from plutomi.models.accounts import (
 from plutomi.models.applicants import Applicant, ApplicantStatus, ApplicantTag, Note
 from plutomi.models.base import new_public_id, utcnow
 from plutomi.models.bulk import BulkAction, BulkState
+from plutomi.models.email import EmailTemplate
 from plutomi.models.events import Event
 from plutomi.models.openings import Opening, OpeningState, Stage
 from plutomi.models.outbox import OutboxMessage, OutboxState
 from plutomi.models.portal import MagicLink, Upload
 from plutomi.models.questions import Answer, Question, QuestionType
+from plutomi.models.rules import Rule, Timer, TimerState, Trigger
 
 __all__ = [
     "Answer",
@@ -25,6 +27,7 @@ __all__ = [
     "ApplicantTag",
     "BulkAction",
     "BulkState",
+    "EmailTemplate",
     "Event",
     "Invite",
     "MagicLink",
@@ -39,7 +42,11 @@ __all__ = [
     "Question",
     "QuestionType",
     "Role",
+    "Rule",
     "Stage",
+    "Timer",
+    "TimerState",
+    "Trigger",
     "Upload",
     "User",
     "UserSession",

@@ -46,6 +46,10 @@ class Applicant(PublicIdMixin, CreatedAtMixin, db.Model):
     status: Mapped[str] = mapped_column(String(16), default=ApplicantStatus.ACTIVE)
     # Set when every required question of the current stage is answered; cleared on a move.
     stage_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Counts stage entries (1 on creation): a timer set for one entry is stale after the next.
+    stage_entry: Mapped[int] = mapped_column(default=1, server_default="1")
+    # Set by the unsubscribe link: only essential email is sent from then on.
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     opening: Mapped[Opening] = relationship()
     stage: Mapped[Stage] = relationship()

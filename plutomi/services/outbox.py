@@ -32,13 +32,19 @@ BACKOFF = [30, 120, 600, 3600, 6 * 3600]
 
 Sender = Callable[[OutboxMessage], str]
 _senders: dict[str, Sender] = {}
+_closers: dict[str, Callable[[], None]] = {}
 
 
-def sender(kind: str) -> Callable[[Sender], Sender]:
-    """Register the function that carries out outbox rows of one kind; it returns the transport."""
+def sender(kind: str, *, close: Callable[[], None] | None = None) -> Callable[[Sender], Sender]:
+    """Register the function that carries out outbox rows of one kind; it returns the transport.
+
+    close, when given, runs once after each batch that held rows of this kind, so a sender can
+    keep one connection open for a whole batch (an SMTP session) and let it go at the end."""
 
     def register(fn: Sender) -> Sender:
         _senders[kind] = fn
+        if close is not None:
+            _closers[kind] = close
         return fn
 
     return register
@@ -143,6 +149,21 @@ def deliver(ids: Iterable[int]) -> dict[str, int]:
     # may carry another worker's token (if our lease ran out), which must not pass for ours.
     token = claimed[0].claim_token
     lease_until = min(message.lease_until for message in claimed)
+    try:
+        _deliver_claimed(claimed, token, lease_until, counts)
+    finally:
+        for kind in {message.kind for message in claimed}:
+            if kind in _closers:
+                try:
+                    _closers[kind]()
+                except Exception as exc:  # closing a finished session must not fail the batch
+                    log.warning("closing the %s sender failed: %s", kind, exc)
+    return counts
+
+
+def _deliver_claimed(
+    claimed: list[OutboxMessage], token: str, lease_until: datetime, counts: dict[str, int]
+) -> None:
     for message in claimed:
         if utcnow() >= lease_until:
             # The lease ran out mid-batch: another worker may hold the rest by now. Leave them;
@@ -162,7 +183,6 @@ def deliver(ids: Iterable[int]) -> dict[str, int]:
                 "lease_until": None,
                 "next_attempt_at": utcnow() + backoff(message.attempts),
             }
-            counts["dead" if dead else "retrying"] += 1
         else:
             values = {
                 "state": OutboxState.DONE,
@@ -171,16 +191,20 @@ def deliver(ids: Iterable[int]) -> dict[str, int]:
                 "lease_until": None,
                 "last_error": None,
             }
-            counts["done"] += 1
         # Only the holder of the claim may finish the row (its lease may have been taken over).
-        db.session.execute(
+        result = db.session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == message.id, OutboxMessage.claim_token == token)
             .values(**values)
             .execution_options(synchronize_session=False)
         )
+        if result.rowcount != 1:
+            # Another worker took the row over: what the sender wrote (a timeline event) goes
+            # with this rollback, and the new holder finishes the row and writes its own.
+            db.session.rollback()
+            continue
+        counts[values["state"]] += 1
         db.session.commit()
-    return counts
 
 
 def due_ids(limit: int = 10 * BATCH) -> list[int]:
