@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 
 from plutomi import create_app, embedded_redis
 from plutomi.extensions import db, queues
@@ -32,8 +32,12 @@ from plutomi.models import (
     Opening,
     OpeningState,
     Org,
+    Question,
+    QuestionType,
     Role,
+    Rule,
     Stage,
+    Trigger,
     User,
     new_public_id,
 )
@@ -291,6 +295,54 @@ def make_applicant(app):
         db.session.add(applicant)
         db.session.commit()
         return applicant
+
+    return make
+
+
+@pytest.fixture
+def make_question(app):
+    def make(stage, key: str, type: QuestionType = QuestionType.SHORT_TEXT, **fields) -> Question:
+        position = db.session.scalar(
+            select(func.count()).select_from(Question).where(Question.stage_id == stage.id)
+        )
+        question = Question(
+            org_id=stage.org_id,
+            opening_id=stage.opening_id,
+            stage_id=stage.id,
+            key=key,
+            type=type,
+            label=fields.pop("label", key.replace("_", " ").capitalize()),
+            position=position,
+            **fields,
+        )
+        db.session.add(question)
+        db.session.commit()
+        return question
+
+    return make
+
+
+@pytest.fixture
+def make_rule(app):
+    """A rule of a stage, given as the engine stores it (the editor's checks are not run)."""
+
+    def make(stage: Stage, trigger: Trigger, actions: list, **fields) -> Rule:
+        position = db.session.scalar(
+            select(func.count()).select_from(Rule).where(Rule.stage_id == stage.id)
+        )
+        rule = Rule(
+            org_id=stage.org_id,
+            opening_id=stage.opening_id,
+            stage_id=stage.id,
+            position=position,
+            name=fields.pop("name", f"Rule {position + 1}"),
+            trigger=trigger,
+            actions=actions,
+            **fields,
+        )
+        db.session.add(rule)
+        db.session.commit()
+        return rule
 
     return make
 

@@ -20,7 +20,6 @@ from plutomi.models import (
     Opening,
     OpeningState,
     OutboxMessage,
-    Question,
     QuestionType,
     utcnow,
 )
@@ -29,29 +28,6 @@ from plutomi.services.errors import Invalid, InvalidFields
 from tests.conftest import Auth, owner_of
 
 LINK = re.compile(r"http://localhost(/portal/[A-Za-z0-9_-]+)")
-
-
-@pytest.fixture
-def make_question(app):
-    def make(stage, key: str, type: QuestionType = QuestionType.SHORT_TEXT, **fields) -> Question:
-        position = db.session.scalar(
-            select(func.count()).select_from(Question).where(Question.stage_id == stage.id)
-        )
-        question = Question(
-            org_id=stage.org_id,
-            opening_id=stage.opening_id,
-            stage_id=stage.id,
-            key=key,
-            type=type,
-            label=fields.pop("label", key.replace("_", " ").capitalize()),
-            position=position,
-            **fields,
-        )
-        db.session.add(question)
-        db.session.commit()
-        return question
-
-    return make
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from plutomi.extensions import db
-from plutomi.models import Applicant, BulkAction, Membership, Role
+from plutomi.models import Applicant, BulkAction, Membership, Role, Trigger
 from plutomi.services import bulk, moves
 from tests.conftest import owner_of
 from tests.test_applicant_page import counting_queries
@@ -261,4 +261,21 @@ def test_a_move_reads_only_what_its_answer_needs(client, world):
     reads_of_stages = [s for s in statements if s.lstrip().startswith("SELECT stages.")]
     # The target stage, the applicant's stage and the menu's list: no reload after the commit.
     assert len(reads_of_stages) <= 3, reads_of_stages
-    assert len(statements) <= 17, statements
+    # 17, and the target stage's rules (entering a stage runs them).
+    assert len(statements) <= 18, statements
+
+
+def test_a_drop_that_a_rule_moves_on_redraws_where_the_card_went(client, world, make_rule):
+    _, opening, people = world
+    review, hired = opening.stages[1], opening.stages[2]
+    make_rule(review, Trigger.STAGE_ENTERED, [{"type": "move", "stage": hired.public_id}])
+    answer = client.post(
+        f"{board_url(opening)}/move",
+        data={"applicant": people[0].public_id, "stage": review.public_id},
+        headers=HX,
+    )
+    assert answer.status_code == 200
+    assert f'id="column-{hired.public_id}"' in answer.text
+    assert "moved on by a rule of Review" in answer.headers["HX-Trigger"]
+    db.session.expire_all()
+    assert db.session.get(Applicant, people[0].id).stage_id == hired.id

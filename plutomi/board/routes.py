@@ -201,6 +201,14 @@ def move(opening_id: str):
         # "from" is the column a dragged card left on this client's (maybe stale) board.
         shown = [form.get("stage", ""), form.get("from", "")]
         return _refused(opening, f, applicant_id, shown, exc)
+    if moved.moved_on:
+        # A rule of the stage it entered moved the card on: redraw where it went as well.
+        stage_ids = {moved.from_stage.id, moved.to_stage.id, moved.applicant.stage_id}
+        body, status = _columns_response(opening, f, stage_ids, 200)
+        message = f"{moved.applicant.name} was moved on by a rule of {moved.to_stage.name}."
+        return trigger(
+            make_response(body, status), "flash", [{"category": "info", "message": message}]
+        )
     # Only what the answer shows: the card and the two counts, never the whole board.
     touched = list(
         {moved.from_stage.id: moved.from_stage, moved.to_stage.id: moved.to_stage}.values()

@@ -15,6 +15,7 @@ from werkzeug.datastructures import FileStorage
 
 from plutomi.extensions import db
 from plutomi.models import Answer, Applicant, ApplicantStatus, Question, QuestionType, Stage, utcnow
+from plutomi.services import rules
 from plutomi.services.errors import Invalid, NotFound
 from plutomi.services.events import Actor, record_applicant
 from plutomi.services.fields import CONTROL_CHARACTER, has_control_characters, normalize_email
@@ -253,8 +254,8 @@ def write(
 def save(
     applicant: Applicant, question: Question, raw: Raw, *, commit: bool = True
 ) -> Answer | None:
-    """Check and store one answer (a blank optional answer clears it), then mark the stage
-    completed when that was its last required question."""
+    """Check and store one answer (a blank optional answer clears it), mark the stage
+    completed when that was its last required question, and run the stage's rules."""
     _check_can_answer(applicant, question)
     value = clean(question, raw)
     try:
@@ -267,7 +268,7 @@ def save(
             raise
         db.session.rollback()
         answer = write(applicant, question, value)
-    complete_stage_if_done(applicant)
+    rules.answered(applicant, completed=complete_stage_if_done(applicant))
     if commit:
         db.session.commit()
     return answer

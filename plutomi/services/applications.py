@@ -28,7 +28,7 @@ from plutomi.models import (
     QuestionType,
     utcnow,
 )
-from plutomi.services import answers, openings
+from plutomi.services import answers, openings, rules
 from plutomi.services.errors import Invalid, InvalidFields
 from plutomi.services.events import Actor, record_applicant
 from plutomi.services.fields import clean_name, has_control_characters, normalize_email
@@ -277,6 +277,7 @@ def apply(
         # Every required question of the first stage was checked above: the stage is complete.
         answers.mark_completed(applicant, stage)
         _mail_link(applicant, "application_received")
+    rules.created(applicant, stage, answered=bool(values))
     db.session.commit()
     return applicant, True
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from plutomi import ranks
 from plutomi.extensions import db
 from plutomi.models import Applicant, ApplicantStatus, Membership, Role, Stage, utcnow
-from plutomi.services import throttle
+from plutomi.services import rules, throttle
 from plutomi.services.errors import Conflict, Invalid, NotFound
 from plutomi.services.events import Actor, record_applicant
 from plutomi.services.fields import CONTROL_CHARACTER, has_control_characters
@@ -33,6 +33,8 @@ class Moved:
     applicant: Applicant
     from_stage: Stage
     to_stage: Stage
+    # A rule of to_stage moved the applicant on at once (they are elsewhere now).
+    moved_on: bool = False
 
     @property
     def changed_stage(self) -> bool:
@@ -163,18 +165,23 @@ def place(
     *,
     actor: Actor,
     version: int,
+    chain: int = 0,
     **payload,
 ) -> Moved | None:
-    """Write one move: the conditional UPDATE, then its event. None, with nothing written, when
-    the applicant no longer holds `version` or is no longer active: a change committed in
-    between is never overwritten. The caller commits."""
+    """Write one move: the conditional UPDATE, its event, and the rules of the stage entered.
+    None, with nothing written, when the applicant no longer holds `version` or is no longer
+    active: a change committed in between is never overwritten. chain counts the automatic
+    moves that led here. The caller commits."""
     changed = from_stage.id != to_stage.id
     values = {"rank": rank, "version": Applicant.version + 1}
     if changed:
+        # The version condition below guarantees no entry happened since this was read.
+        entry = applicant.stage_entry + 1
         values |= {
             "stage_id": to_stage.id,
             "entered_stage_at": utcnow(),
             "stage_completed_at": None,
+            "stage_entry": entry,
         }
     result = db.session.execute(
         update(Applicant)
@@ -206,7 +213,8 @@ def place(
     # After the event, which reads only ids the UPDATE left alone: expiring first made it
     # reload the applicant, one more round trip a move (and a card of a bulk move).
     db.session.expire(applicant)
-    return Moved(applicant, from_stage, to_stage)
+    moved_on = changed and rules.entered(applicant, to_stage, entry=entry, chain=chain)
+    return Moved(applicant, from_stage, to_stage, moved_on)
 
 
 def _commit_keeping_loaded() -> None:

@@ -12,6 +12,7 @@ from plutomi.extensions import db
 from plutomi.models import (
     Answer,
     Applicant,
+    ApplicantStatus,
     Membership,
     Opening,
     OpeningState,
@@ -23,6 +24,7 @@ from plutomi.models import (
     utcnow,
 )
 from plutomi.ranks import between
+from plutomi.services import rules
 from plutomi.services.errors import Invalid
 from plutomi.services.events import Actor, record, record_applicant
 from plutomi.services.fields import CONTROL_CHARACTER, clean_name, has_control_characters
@@ -461,6 +463,7 @@ def _move_applicants(actor: Membership, opening: Opening, source: Stage, target:
         applicant.entered_stage_at = now
         applicant.version += 1
         applicant.stage_completed_at = None
+        applicant.stage_entry += 1
         record_applicant(
             "applicant.moved",
             applicant,
@@ -469,6 +472,9 @@ def _move_applicants(actor: Membership, opening: Opening, source: Stage, target:
             to_stage=target.name,
             reason="stage_deleted",
         )
+        if applicant.status == ApplicantStatus.ACTIVE:
+            # Rules fire however an applicant enters a stage, this way too.
+            rules.entered(applicant, target, entry=applicant.stage_entry)
         moved += 1
     return moved
 

@@ -1,0 +1,451 @@
+"""The rules engine: immediate triggers inside the causing transaction, first move wins, the
+chain cap, outside events, and timers (due, stale, claimed once, failing alone)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+import time_machine
+from sqlalchemy import func, select
+
+from plutomi.extensions import db
+from plutomi.models import (
+    Applicant,
+    Event,
+    Membership,
+    Org,
+    QuestionType,
+    Timer,
+    TimerState,
+    Trigger,
+    utcnow,
+)
+from plutomi.services import answers, applications, bulk, moves, openings, rules, timeline
+from plutomi.services.events import Actor
+from tests.conftest import owner_of
+
+STAGES = (
+    "Questionnaire",
+    "Document Upload",
+    "Final Review",
+    "Waiting List",
+    "Ready to Drive",
+    "Account Creation Failures",
+)
+
+
+@pytest.fixture
+def driver(make_org, make_opening, make_question):
+    org = make_org("Acme", slug="acme")
+    opening = make_opening(org, "Delivery Driver", STAGES)
+    first = opening.stages[0]
+    city = make_question(
+        first,
+        "city",
+        QuestionType.SINGLE_CHOICE,
+        label="City",
+        required=True,
+        options=["Lisbon", "Porto"],
+    )
+    age = make_question(first, "age", QuestionType.NUMBER, label="Age", required=True)
+    return opening, {s.name: s for s in opening.stages}, city, age
+
+
+def member(org_id: int) -> Membership:
+    return db.session.scalar(select(Membership).where(Membership.org_id == org_id))
+
+
+def move_to(stage) -> list[dict]:
+    return [{"type": "move", "stage": stage.public_id}]
+
+
+def stage_of(applicant: Applicant) -> str:
+    db.session.expire_all()
+    return db.session.get(Applicant, applicant.id).stage.name
+
+
+def types(applicant: Applicant) -> list[str]:
+    return list(
+        db.session.scalars(
+            select(Event.type).where(Event.applicant_id == applicant.id).order_by(Event.id)
+        )
+    )
+
+
+def apply(opening, city, age, email="ana@example.net", city_value="Lisbon", age_value="30"):
+    applicant, created = applications.apply(
+        opening,
+        "Ana Lima",
+        email,
+        {f"q_{city.public_id}": city_value, f"q_{age.public_id}": age_value},
+    )
+    assert created
+    return applicant
+
+
+def test_completing_the_questionnaire_moves_on_at_once(driver, make_rule):
+    opening, stages, city, age = driver
+    make_rule(
+        stages["Questionnaire"],
+        Trigger.STAGE_COMPLETED,
+        move_to(stages["Document Upload"]),
+        name="Questionnaire completed",
+    )
+    applicant = apply(opening, city, age)
+    assert stage_of(applicant) == "Document Upload"
+    moved = db.session.scalar(
+        select(Event).where(Event.applicant_id == applicant.id, Event.type == "applicant.moved")
+    )
+    assert moved.actor_type == "rule"
+    assert moved.payload["rule_name"] == "Questionnaire completed"
+    assert moved.payload["why"] == "stage completed"
+    assert types(applicant)[-2:] == ["rule.fired", "applicant.moved"]
+    # The timeline says which rule moved them, and why.
+    page = timeline.page(db.session.get(Org, opening.org_id), applicant)
+    entry = next(e for e in page.entries if e.type == "applicant.moved")
+    assert entry.actor == "Rule: Questionnaire completed"
+    assert "Questionnaire to Document Upload" in entry.text
+
+
+def test_answering_the_last_required_question_in_the_portal_moves_on(
+    driver, make_rule, make_applicant
+):
+    opening, stages, city, age = driver
+    make_rule(
+        stages["Questionnaire"], Trigger.STAGE_COMPLETED, move_to(stages["Document Upload"])
+    )
+    applicant = make_applicant(opening, stages["Questionnaire"])
+    answers.save(applicant, city, "Porto")
+    assert stage_of(applicant) == "Questionnaire"  # age is still missing
+    applicant = db.session.get(Applicant, applicant.id)
+    answers.save(applicant, age, "41")
+    assert stage_of(applicant) == "Document Upload"
+
+
+def test_conditions_choose_the_rule_and_the_first_matching_move_wins(driver, make_rule):
+    opening, stages, city, age = driver
+    q = stages["Questionnaire"]
+    make_rule(
+        q,
+        Trigger.STAGE_COMPLETED,
+        move_to(stages["Waiting List"]),
+        name="Porto waits",
+        conditions=[{"question": city.public_id, "op": "equals", "value": "Porto"}],
+    )
+    make_rule(
+        q,
+        Trigger.STAGE_COMPLETED,
+        move_to(stages["Final Review"]),
+        name="Adults",
+        conditions=[{"question": age.public_id, "op": "greater", "value": "17"}],
+    )
+    make_rule(q, Trigger.STAGE_COMPLETED, move_to(stages["Document Upload"]), name="Everyone")
+    lisbon = apply(opening, city, age, "a@example.net", "Lisbon", "30")
+    porto = apply(opening, city, age, "b@example.net", "Porto", "30")
+    young = apply(opening, city, age, "c@example.net", "Lisbon", "16")
+    assert stage_of(lisbon) == "Final Review"
+    assert stage_of(porto) == "Waiting List"
+    assert stage_of(young) == "Document Upload"
+    # Only the rule that moved them fired: the rest never ran.
+    assert types(porto).count("rule.fired") == 1
+
+
+def test_any_of_the_conditions(driver, make_rule):
+    opening, stages, city, age = driver
+    make_rule(
+        stages["Questionnaire"],
+        Trigger.ANSWERS_SUBMITTED,
+        move_to(stages["Final Review"]),
+        match="any",
+        conditions=[
+            {"question": city.public_id, "op": "equals", "value": "Porto"},
+            {"question": age.public_id, "op": "less", "value": "18"},
+        ],
+    )
+    assert stage_of(apply(opening, city, age, "a@example.net", "Lisbon", "16")) == "Final Review"
+    assert stage_of(apply(opening, city, age, "b@example.net", "Lisbon", "30")) == "Questionnaire"
+
+
+def test_a_drag_fires_the_entered_stages_rules_and_their_webhook_events(driver, make_rule):
+    opening, stages, city, age = driver
+    make_rule(
+        stages["Ready to Drive"],
+        Trigger.STAGE_ENTERED,
+        [{"type": "webhook", "event": "driver.approved"}],
+        name="Tell the account system",
+    )
+    applicant = apply(opening, city, age)
+    actor = member(opening.org_id)
+    moves.move(actor, applicant.public_id, stages["Ready to Drive"].public_id)
+    emitted = db.session.scalar(select(Event).where(Event.type == "driver.approved"))
+    assert emitted.applicant_id == applicant.id
+    assert emitted.actor_type == "rule"
+    assert emitted.payload["stage"] == "Ready to Drive"
+
+
+def test_a_bulk_move_fires_entry_rules_for_each_applicant(driver, make_rule):
+    opening, stages, city, age = driver
+    make_rule(stages["Final Review"], Trigger.STAGE_ENTERED, move_to(stages["Ready to Drive"]))
+    people = [apply(opening, city, age, f"p{i}@example.net") for i in range(3)]
+    actor = member(opening.org_id)
+    result = bulk.start(
+        actor,
+        opening,
+        action="move",
+        selected=[p.public_id for p in people],
+        stage_id=stages["Final Review"].public_id,
+    )
+    assert result is not None
+    assert [stage_of(p) for p in people] == ["Ready to Drive"] * 3
+
+
+def test_a_chain_of_automatic_moves_stops_at_ten_and_says_so(driver, make_rule):
+    opening, stages, city, age = driver
+    a, b = stages["Final Review"], stages["Waiting List"]
+    make_rule(a, Trigger.STAGE_ENTERED, move_to(b), name="Ping")
+    make_rule(b, Trigger.STAGE_ENTERED, move_to(a), name="Pong")
+    applicant = apply(opening, city, age)
+    moves.move(member(opening.org_id), applicant.public_id, a.public_id)
+    kinds = types(applicant)
+    # The drag, then ten automatic moves, then the event that stopped the chain.
+    assert kinds.count("applicant.moved") == 11
+    assert kinds[-1] == "rule.chain_capped"
+    capped = db.session.scalar(select(Event).where(Event.type == "rule.chain_capped"))
+    assert capped.payload["limit"] == rules.MAX_CHAIN
+
+
+def test_an_outside_event_moves_only_on_its_own_type(driver, make_rule):
+    opening, stages, city, age = driver
+    make_rule(
+        stages["Ready to Drive"],
+        Trigger.EXTERNAL_EVENT,
+        move_to(stages["Account Creation Failures"]),
+        event_type="account_creation.failed",
+    )
+    applicant = apply(opening, city, age)
+    moves.move(member(opening.org_id), applicant.public_id, stages["Ready to Drive"].public_id)
+    applicant = db.session.get(Applicant, applicant.id)
+    assert not rules.external_event(
+        applicant, "account_creation.succeeded", {}, actor=Actor.system()
+    )
+    db.session.commit()
+    assert stage_of(applicant) == "Ready to Drive"
+    applicant = db.session.get(Applicant, applicant.id)
+    assert rules.external_event(
+        applicant, "account_creation.failed", {"code": "E42"}, actor=Actor.system()
+    )
+    db.session.commit()
+    assert stage_of(applicant) == "Account Creation Failures"
+    received = db.session.scalars(
+        select(Event).where(Event.type == "applicant.external_event").order_by(Event.id)
+    ).all()
+    assert [e.payload["event_type"] for e in received] == [
+        "account_creation.succeeded",
+        "account_creation.failed",
+    ]
+
+
+def test_deleting_a_stage_fires_the_rules_of_the_stage_its_applicants_go_to(driver, make_rule):
+    opening, stages, city, age = driver
+    make_rule(stages["Final Review"], Trigger.STAGE_ENTERED, move_to(stages["Ready to Drive"]))
+    applicant = apply(opening, city, age)
+    owner = member(opening.org_id)
+    openings.delete_stage(
+        owner,
+        opening.public_id,
+        stages["Questionnaire"].public_id,
+        move_to=stages["Final Review"].public_id,
+    )
+    assert stage_of(applicant) == "Ready to Drive"
+
+
+def test_a_change_that_rolls_back_fires_nothing(driver, make_rule, make_applicant):
+    opening, stages, city, _age = driver
+    make_rule(stages["Questionnaire"], Trigger.ANSWERS_SUBMITTED, move_to(stages["Final Review"]))
+    applicant = make_applicant(opening, stages["Questionnaire"])
+    answers.save(applicant, city, "Porto", commit=False)
+    db.session.rollback()
+    assert stage_of(applicant) == "Questionnaire"
+    assert types(applicant) == []
+
+
+# --- timers ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def waiting(driver, make_rule):
+    """Questionnaire not completed in 30 days → Waiting List."""
+    opening, stages, _city, _age = driver
+    rule = make_rule(
+        stages["Questionnaire"],
+        Trigger.TIME_IN_STAGE,
+        move_to(stages["Waiting List"]),
+        name="Not completed in 30 days",
+        delay_minutes=30 * 24 * 60,
+        only_if_incomplete=True,
+    )
+    return opening, stages, rule
+
+
+def timers() -> list[Timer]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(Timer).order_by(Timer.id)))
+
+
+def test_a_time_rule_sets_a_timer_at_entry_and_fires_when_due(waiting, make_applicant):
+    opening, stages, _rule = waiting
+    start = utcnow()
+    with time_machine.travel(start, tick=False) as clock:
+        applicant = make_applicant(opening, stages["Final Review"])
+        moves.move(member(opening.org_id), applicant.public_id, stages["Questionnaire"].public_id)
+        (timer,) = timers()
+        assert timer.due_at == start + timedelta(days=30)
+        assert timer.stage_entry == 2
+        assert not rules.any_due()
+        clock.shift(timedelta(days=30) - timedelta(seconds=1))
+        assert rules.run_due() == (0, 0)
+        clock.shift(timedelta(seconds=2))
+        assert rules.any_due()
+        assert rules.sweep() == (1, 1)
+    assert stage_of(applicant) == "Waiting List"
+    (timer,) = timers()
+    assert (timer.state, timer.outcome) == (TimerState.DONE, "fired")
+    moved = db.session.scalars(
+        select(Event).where(Event.type == "applicant.moved").order_by(Event.id.desc())
+    ).first()
+    assert moved.payload["why"] == "30 days in stage"
+    assert not rules.any_due()
+
+
+def test_a_timer_of_an_earlier_stage_entry_does_nothing(waiting, make_applicant):
+    opening, stages, _rule = waiting
+    actor = member(opening.org_id)
+    with time_machine.travel(utcnow(), tick=False) as clock:
+        applicant = make_applicant(opening, stages["Final Review"])
+        q = stages["Questionnaire"].public_id
+        moves.move(actor, applicant.public_id, q)
+        clock.shift(timedelta(days=10))
+        moves.move(actor, applicant.public_id, stages["Final Review"].public_id)
+        moves.move(actor, applicant.public_id, q)  # back again: a new entry, a new timer
+        clock.shift(timedelta(days=21))
+        assert rules.sweep() == (1, 0)
+        assert stage_of(applicant) == "Questionnaire"
+        clock.shift(timedelta(days=10))
+        assert rules.sweep() == (1, 1)
+    assert stage_of(applicant) == "Waiting List"
+    assert [t.outcome for t in timers()] == ["stale", "fired"]
+
+
+def test_only_if_incomplete_leaves_a_completed_stage_alone(waiting, make_applicant, driver):
+    opening, _stages, _rule = waiting
+    _, _, city, age = driver
+    with time_machine.travel(utcnow(), tick=False) as clock:
+        applicant = apply(opening, city, age)  # created in the Questionnaire, completed
+        assert len(timers()) == 1
+        clock.shift(timedelta(days=31))
+        assert rules.sweep() == (1, 0)
+    assert stage_of(applicant) == "Questionnaire"
+    assert timers()[0].outcome == "completed"
+
+
+def test_a_claimed_timer_is_not_claimed_again_until_its_lease_runs_out(waiting, make_applicant):
+    opening, stages, _rule = waiting
+    with time_machine.travel(utcnow(), tick=False) as clock:
+        applicant = make_applicant(opening, stages["Final Review"])
+        moves.move(member(opening.org_id), applicant.public_id, stages["Questionnaire"].public_id)
+        clock.shift(timedelta(days=31))
+        first, claimed = rules.claim()
+        assert len(claimed) == 1
+        assert rules.claim()[1] == []
+        # The first worker dies; after the lease another takes the timer and fires it.
+        clock.shift(rules.TIMER_LEASE + timedelta(seconds=1))
+        second, again = rules.claim()
+        assert [t.id for t in again] == [claimed[0].id]
+        # The dead worker's claim is gone: finishing with it writes nothing.
+        assert rules._run_chunk(first, again) == 0
+        assert stage_of(applicant) == "Questionnaire"
+        assert rules._run_chunk(second, again) == 1
+    assert stage_of(applicant) == "Waiting List"
+    assert types(applicant).count("rule.fired") == 1
+
+
+def test_a_failing_timer_is_marked_and_the_others_still_fire(
+    waiting, make_applicant, monkeypatch
+):
+    opening, stages, _rule = waiting
+    actor = member(opening.org_id)
+    with time_machine.travel(utcnow(), tick=False) as clock:
+        people = [make_applicant(opening, stages["Final Review"], f"P{i}") for i in range(3)]
+        for person in people:
+            moves.move(actor, person.public_id, stages["Questionnaire"].public_id)
+        clock.shift(timedelta(days=31))
+        bad = people[1].id
+        real = rules._evaluate
+
+        def evaluate(timer, applicant, rule):
+            if applicant is not None and applicant.id == bad:
+                raise RuntimeError("boom")
+            return real(timer, applicant, rule)
+
+        monkeypatch.setattr(rules, "_evaluate", evaluate)
+        assert rules.run_due() == (3, 2)
+    assert [stage_of(p) for p in people] == ["Waiting List", "Questionnaire", "Waiting List"]
+    failed = [t for t in timers() if t.state == TimerState.FAILED]
+    assert len(failed) == 1 and "boom" in failed[0].error
+
+
+def test_two_workers_sweeping_at_once_fire_each_timer_once(waiting, make_applicant, app, backend):
+    if backend != "postgres":
+        pytest.skip("SQLite serialises writers; the race needs PostgreSQL")
+    opening, stages, _rule = waiting
+    actor = member(opening.org_id)
+    count = 60
+    with time_machine.travel(utcnow(), tick=False) as clock:
+        people = [make_applicant(opening, stages["Final Review"], f"P{i}") for i in range(count)]
+        for person in people:
+            moves.move(actor, person.public_id, stages["Questionnaire"].public_id)
+        clock.shift(timedelta(days=31))
+        claims: list[set[int]] = []
+        fired: list[int] = []
+        barrier = threading.Barrier(2)
+
+        def work():
+            with app.app_context():
+                barrier.wait()  # both claim at the same moment
+                token, mine = rules.claim(limit=40)
+                claims.append({t.id for t in mine})
+                barrier.wait()
+                fired.append(rules._run_chunk(token, mine) if mine else 0)
+                db.session.remove()
+
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    first, second = claims
+    assert not first & second
+    assert len(first | second) == count  # the second took what the first left, not nothing
+    assert sum(fired) == count
+    moved_by_rule = db.session.scalar(
+        select(func.count())
+        .select_from(Event)
+        .where(Event.type == "applicant.moved", Event.actor_type == "rule")
+    )
+    assert moved_by_rule == count
+
+
+def test_a_deleted_target_stage_skips_the_move_and_says_why(driver, make_rule):
+    opening, stages, city, age = driver
+    make_rule(
+        stages["Questionnaire"], Trigger.STAGE_COMPLETED, move_to(stages["Document Upload"])
+    )
+    owner = member(opening.org_id)
+    assert owner.user_id == owner_of(db.session.get(Org, opening.org_id)).id
+    openings.delete_stage(owner, opening.public_id, stages["Document Upload"].public_id)
+    applicant = apply(opening, city, age)
+    assert stage_of(applicant) == "Questionnaire"
+    skipped = db.session.scalar(select(Event).where(Event.type == "rule.action_skipped"))
+    assert skipped.payload["reason"] == "its target stage was deleted"
