@@ -128,3 +128,81 @@ def test_the_demo_command_reads_demo_password_from_the_environment(app, monkeypa
     result = app.test_cli_runner().invoke(args=["demo"])
     assert result.exit_code == 0, result.output
     assert DEMO_PASSWORD in result.output
+
+
+def test_the_demo_opening_carries_its_rules_and_they_work(app):
+    from datetime import timedelta
+
+    import time_machine
+
+    from plutomi.models import Answer, OutboxMessage, Question, Rule, Timer, utcnow
+    from plutomi.services import answers, moves, rules
+    from plutomi.services.events import Actor
+
+    demo.load(DEMO_PASSWORD)
+    opening = db.session.scalar(select(Opening))
+    stages = {s.name: s for s in opening.stages}
+    assert {r.name for r in db.session.scalars(select(Rule))} == {
+        "Questionnaire not completed in 30 days",
+        "Questionnaire completed",
+        "Documents uploaded",
+        "Ask for the driver's account",
+        "Account creation failed",
+    }
+
+    # Every applicant in the questionnaire waits on its 30-day timer; the overdue ones move
+    # to the waiting list at the first sweep, the others stay.
+    in_questionnaire = list(
+        db.session.scalars(
+            select(Applicant).where(Applicant.stage_id == stages["Questionnaire"].id)
+        )
+    )
+    assert db.session.scalar(select(func.count()).select_from(Timer)) == len(in_questionnaire)
+    overdue = {
+        a.id for a in in_questionnaire if a.entered_stage_at <= utcnow() - timedelta(days=30)
+    }
+    assert overdue, "the demo has some overdue applicants to show the rule at work"
+    rules.sweep()
+    db.session.expire_all()
+    waiting = set(
+        db.session.scalars(
+            select(Applicant.id).where(Applicant.stage_id == stages["Waiting List"].id)
+        )
+    )
+    assert overdue <= waiting
+    assert not overdue & {
+        a.id for a in in_questionnaire if a.stage_id == stages["Questionnaire"].id
+    }
+
+    # Finishing the questionnaire moves on to the documents at once, with the email.
+    applicant = next(a for a in in_questionnaire if a.id not in overdue)
+    answered = set(
+        db.session.scalars(select(Answer.question_id).where(Answer.applicant_id == applicant.id))
+    )
+    for question in db.session.scalars(
+        select(Question).where(Question.stage_id == stages["Questionnaire"].id)
+    ):
+        if question.id not in answered:
+            value = {"city": "Porto", "vehicle": "Car", "years_driving": "3", "licence": "yes"}
+            answers.save(db.session.get(Applicant, applicant.id), question, value[question.key])
+    db.session.expire_all()
+    applicant = db.session.get(Applicant, applicant.id)
+    assert applicant.stage.name == "Document Upload"
+    mail = db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
+    assert mail.payload["to"] == applicant.email
+    assert mail.payload["subject"] == "Next step for Delivery Driver: your documents"
+    assert "/portal/" in mail.payload["text"]
+    assert "applicant.email_skipped" not in set(
+        db.session.scalars(select(Event.type).where(Event.applicant_id == applicant.id))
+    )
+
+    # Ready to Drive asks for the account; a failed account creation comes back as an event.
+    owner = db.session.scalar(select(Membership))
+    with time_machine.travel(utcnow()):
+        moves.move(owner, applicant.public_id, stages["Ready to Drive"].public_id)
+    assert db.session.scalar(select(Event).where(Event.type == "driver.approved")) is not None
+    applicant = db.session.get(Applicant, applicant.id)
+    rules.external_event(applicant, "account_creation.failed", {}, actor=Actor.system())
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Applicant, applicant.id).stage.name == "Account Creation Failures"
