@@ -106,10 +106,26 @@ def register_blueprints(app: Flask) -> None:
     from plutomi.files.routes import bp as files
     from plutomi.main.routes import bp as main
     from plutomi.openings.routes import bp as openings
+    from plutomi.operations.routes import bp as operations
+    from plutomi.orgs.email_templates import bp as email_templates
     from plutomi.orgs.routes import bp as orgs
     from plutomi.public.routes import bp as public
+    from plutomi.public.unsubscribe import bp as unsubscribe
 
-    for blueprint in (main, auth, orgs, openings, board, applicants, public, files, dev):
+    for blueprint in (
+        main,
+        auth,
+        orgs,
+        email_templates,
+        operations,
+        openings,
+        board,
+        applicants,
+        public,
+        unsubscribe,
+        files,
+        dev,
+    ):
         app.register_blueprint(blueprint)
 
 

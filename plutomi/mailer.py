@@ -1,29 +1,55 @@
-"""Sending email outbox rows over SMTP, or capturing them for the dev mailbox."""
+"""Sending email outbox rows over SMTP, or capturing them for the dev mailbox.
+
+One SMTP session carries a whole delivery batch: it opens with the batch's first email and the
+outbox closes it when the batch ends (the sender's close hook), so a batch of 100 pays for one
+connection, greeting, TLS handshake and login instead of 100. A relay that drops a reused
+session (idle timeout, a per-session limit) gets one fresh session for that email.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import email.policy
 import smtplib
 import ssl
+import threading
 from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import unquote, urlsplit
 
 from flask import current_app
+from sqlalchemy import insert, literal, select
 
-from plutomi.models import OutboxMessage
+from plutomi.extensions import db
+from plutomi.models import Applicant, Event, OutboxMessage, utcnow
+from plutomi.services.events import Actor
 from plutomi.services.outbox import sender
+
+
+def message_id(message: OutboxMessage) -> str:
+    host = urlsplit(current_app.config["BASE_URL"]).hostname or "plutomi.localhost"
+    # Stable across retries, so a receiving server can drop a duplicate.
+    return f"<{message.public_id}@{host}>"
+
+
+# Headers up to RFC 5322's 998 characters stay on one line: the default (78) would fold a long
+# unsubscribe link into encoded words, which no mail client reads as a link.
+POLICY = email.policy.default.clone(max_line_length=998)
 
 
 def build(message: OutboxMessage) -> EmailMessage:
     payload = message.payload
-    mail = EmailMessage()
+    mail = EmailMessage(policy=POLICY)
     mail["From"] = current_app.config["MAIL_FROM"]
     mail["To"] = payload["to"]
     mail["Subject"] = payload["subject"]
     mail["Date"] = formatdate(localtime=False)
-    host = urlsplit(current_app.config["BASE_URL"]).hostname or "plutomi.localhost"
-    # Stable across retries, so a receiving server can drop a duplicate.
-    mail["Message-ID"] = f"<{message.public_id}@{host}>"
+    mail["Message-ID"] = message_id(message)
+    if unsubscribe := payload.get("unsubscribe"):
+        # RFC 2369 and RFC 8058: mail clients offer an unsubscribe button that POSTs
+        # "List-Unsubscribe=One-Click" to the link, with no page in between.
+        mail["List-Unsubscribe"] = f"<{unsubscribe}>"
+        mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     mail.set_content(payload["text"])
     return mail
 
@@ -51,13 +77,114 @@ def _smtp(url: str) -> smtplib.SMTP:
     return client
 
 
-@sender("email")
+class _Session(threading.local):
+    """This thread's open SMTP session and the SMTP_URL it was opened for: module state, per
+    thread, so two threads delivering at once never interleave commands on one socket."""
+
+    client: smtplib.SMTP | None = None
+    url: str | None = None
+
+
+_session = _Session()
+# The message was refused, not the session: smtplib reset it (RSET) and it stays usable.
+_REFUSED = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError)
+_DISCONNECTED = (smtplib.SMTPServerDisconnected, ConnectionError)
+
+
+def _drop() -> None:
+    """Forget the session without a QUIT (it is broken, or its state is unknown)."""
+    client, _session.client, _session.url = _session.client, None, None
+    if client is not None:
+        with contextlib.suppress(OSError):
+            client.close()
+
+
+def close() -> None:
+    """End this thread's session politely; the outbox calls it after each batch."""
+    client, _session.client, _session.url = _session.client, None, None
+    if client is None:
+        return
+    try:
+        client.quit()
+    except (smtplib.SMTPException, OSError):
+        client.close()
+
+
+def _open(url: str) -> smtplib.SMTP:
+    if _session.client is not None:
+        _drop()  # opened for another SMTP_URL (another app in this process)
+    client = _smtp(url)
+    _session.client, _session.url = client, url
+    return client
+
+
+def _send_smtp(url: str, mail: EmailMessage) -> None:
+    reused = _session.client is not None and _session.url == url
+    client = _session.client if reused else _open(url)
+    try:
+        client.send_message(mail)
+    except _REFUSED:
+        raise
+    except _DISCONNECTED:
+        _drop()
+        if not reused:
+            raise
+        # The relay ended a session we kept open (idle timeout, messages per session): one
+        # fresh session for this email. A failure there is the email's, retried by the outbox.
+        try:
+            _open(url).send_message(mail)
+        except BaseException:
+            _drop()
+            raise
+    except BaseException:
+        _drop()
+        raise
+
+
+def _record_sent(message: OutboxMessage) -> None:
+    """The applicant's timeline gets applicant.emailed, written in the outbox's transaction
+    (not committed here): the outbox commits it with the row marked done, and rolls it back if
+    the claim was lost."""
+    payload = message.payload
+    applicant_id = payload.get("applicant_id")
+    if applicant_id is None:
+        return
+    details = {"why": payload["why"]} if payload.get("why") else {}
+    event = {
+        "type": "applicant.emailed",
+        "actor_type": Actor.system().type,
+        "actor_id": None,
+        "payload": {
+            "subject": payload["subject"],
+            "to": payload["to"],
+            "template": payload.get("template"),
+            "message_id": message_id(message),
+            **details,
+        },
+        "created_at": utcnow(),
+    }
+    # INSERT ... SELECT from the applicant, one round trip per email: it takes the org and the
+    # opening from the applicant's row and writes nothing if the applicant was deleted since
+    # (an event naming a missing applicant would fail the commit, and the row would be sent
+    # again and again).
+    values = [literal(value, Event.__table__.c[name].type) for name, value in event.items()]
+    db.session.execute(
+        insert(Event).from_select(
+            ["org_id", "opening_id", "applicant_id", *event],
+            select(Applicant.org_id, Applicant.opening_id, Applicant.id, *values).where(
+                Applicant.id == applicant_id
+            ),
+        )
+    )
+
+
+@sender("email", close=close)
 def send(message: OutboxMessage) -> str:
     url = current_app.config.get("SMTP_URL")
     if not url:
         # No relay configured: the row itself is the captured mail, read on the dev mailbox.
+        _record_sent(message)
         return "mailbox"
-    mail = build(message)
-    with _smtp(url) as client:
-        client.send_message(mail)
+    _send_smtp(url, build(message))
+    _record_sent(message)
     return "smtp"

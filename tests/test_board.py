@@ -457,7 +457,7 @@ def test_a_large_bulk_move_is_a_job_that_resumes_after_its_last_chunk(setup, mon
 
 
 def test_changes_since_a_cursor(setup):
-    _, opening, (applied, review, _), people, actor = setup
+    _, opening, (applied, review, hired), people, actor = setup
     start = board.cursor(opening)
     f = board.BoardFilter()
     assert board.changes(opening, start, f, []) is None
@@ -466,7 +466,7 @@ def test_changes_since_a_cursor(setup):
     found = board.changes(opening, start, f, [])
     assert [c.name for c in found.cards] == ["Person 000"]
     assert found.removed == [people[1].public_id]
-    assert found.counts == {applied.id: 3, review.id: 1}
+    assert found.counts == {applied.id: 3, review.id: 1, hired.id: 0}
     assert found.cursor > start
     # Nothing new since: recent events are sent again only alongside something new.
     assert board.changes(opening, found.cursor, f, []) is None

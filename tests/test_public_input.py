@@ -33,7 +33,6 @@ from tests.test_bad_input import around
 
 # The delivery-driver opening of the application tests, and the fixture it needs.
 driver = test_applications.driver
-make_question = test_applications.make_question
 
 FUZZ = settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -13,9 +13,11 @@ from sqlalchemy import func, select
 from plutomi.extensions import db
 from plutomi.models import (
     Applicant,
+    EmailTemplate,
     Event,
     Membership,
     Org,
+    OutboxMessage,
     QuestionType,
     Timer,
     TimerState,
@@ -113,9 +115,7 @@ def test_answering_the_last_required_question_in_the_portal_moves_on(
     driver, make_rule, make_applicant
 ):
     opening, stages, city, age = driver
-    make_rule(
-        stages["Questionnaire"], Trigger.STAGE_COMPLETED, move_to(stages["Document Upload"])
-    )
+    make_rule(stages["Questionnaire"], Trigger.STAGE_COMPLETED, move_to(stages["Document Upload"]))
     applicant = make_applicant(opening, stages["Questionnaire"])
     answers.save(applicant, city, "Porto")
     assert stage_of(applicant) == "Questionnaire"  # age is still missing
@@ -371,9 +371,7 @@ def test_a_claimed_timer_is_not_claimed_again_until_its_lease_runs_out(waiting, 
     assert types(applicant).count("rule.fired") == 1
 
 
-def test_a_failing_timer_is_marked_and_the_others_still_fire(
-    waiting, make_applicant, monkeypatch
-):
+def test_a_failing_timer_is_marked_and_the_others_still_fire(waiting, make_applicant, monkeypatch):
     opening, stages, _rule = waiting
     actor = member(opening.org_id)
     with time_machine.travel(utcnow(), tick=False) as clock:
@@ -439,9 +437,7 @@ def test_two_workers_sweeping_at_once_fire_each_timer_once(waiting, make_applica
 
 def test_a_deleted_target_stage_skips_the_move_and_says_why(driver, make_rule):
     opening, stages, city, age = driver
-    make_rule(
-        stages["Questionnaire"], Trigger.STAGE_COMPLETED, move_to(stages["Document Upload"])
-    )
+    make_rule(stages["Questionnaire"], Trigger.STAGE_COMPLETED, move_to(stages["Document Upload"]))
     owner = member(opening.org_id)
     assert owner.user_id == owner_of(db.session.get(Org, opening.org_id)).id
     openings.delete_stage(owner, opening.public_id, stages["Document Upload"].public_id)
@@ -449,3 +445,98 @@ def test_a_deleted_target_stage_skips_the_move_and_says_why(driver, make_rule):
     assert stage_of(applicant) == "Questionnaire"
     skipped = db.session.scalar(select(Event).where(Event.type == "rule.action_skipped"))
     assert skipped.payload["reason"] == "its target stage was deleted"
+
+
+@pytest.fixture
+def welcome(driver):
+    opening = driver[0]
+    template = EmailTemplate(
+        org_id=opening.org_id,
+        name="Welcome",
+        subject="Welcome to {{ opening_name }}",
+        body="Hi {{ applicant_name }}, you are in {{ stage_name }}: {{ portal_link }}",
+    )
+    db.session.add(template)
+    db.session.commit()
+    return template
+
+
+def email_action(template) -> list[dict]:
+    return [{"type": "email", "template": template.public_id}]
+
+
+def test_a_stage_entry_email_goes_to_applicants_created_in_that_stage(driver, make_rule, welcome):
+    opening, stages, city, age = driver
+    make_rule(stages["Questionnaire"], Trigger.STAGE_ENTERED, email_action(welcome))
+    applicant = apply(opening, city, age)
+    mail = db.session.scalar(
+        select(OutboxMessage).where(
+            OutboxMessage.payload["template"].as_string() == welcome.public_id
+        )
+    )
+    assert mail.payload["to"] == applicant.email
+    assert mail.payload["subject"] == "Welcome to Delivery Driver"
+    assert "you are in Questionnaire: http://" in mail.payload["text"]
+
+
+def test_a_timer_sends_its_email_from_a_worker_without_a_request(
+    driver, make_rule, welcome, make_applicant, app
+):
+    opening, stages, *_ = driver
+    make_rule(
+        stages["Final Review"],
+        Trigger.TIME_IN_STAGE,
+        email_action(welcome),
+        delay_minutes=60,
+    )
+    start = utcnow()
+    with time_machine.travel(start, tick=False) as clock:
+        applicant = make_applicant(opening, stages["Document Upload"])
+        moves.move(member(opening.org_id), applicant.public_id, stages["Final Review"].public_id)
+        clock.shift(timedelta(minutes=61))
+        results = []
+
+        def worker():  # a new thread starts with no app or request context, like an RQ job
+            with app.app_context():
+                results.append(rules.sweep())
+                db.session.remove()
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join(30)
+    assert results == [(1, 1)]
+    mail = db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
+    assert mail.payload["to"] == applicant.email
+    assert "you are in Final Review: http://" in mail.payload["text"]
+
+
+def test_a_new_time_rule_counts_from_when_those_already_there_entered(driver, make_applicant):
+    from plutomi.services.rule_editing import ActionInput, RuleInput, create, update
+
+    opening, stages, *_ = driver
+    review = stages["Final Review"]
+    owner = member(opening.org_id)
+    now = utcnow()
+    old, recent = (make_applicant(opening, review, name) for name in ("Old", "Recent"))
+    old.entered_stage_at = now - timedelta(days=40)
+    recent.entered_stage_at = now - timedelta(days=5)
+    db.session.commit()
+    data = RuleInput(
+        name="Stuck in review",
+        trigger=Trigger.TIME_IN_STAGE.value,
+        delay_amount=30,
+        delay_unit="days",
+        actions=[ActionInput(type="move", stage=stages["Waiting List"].public_id)],
+    )
+    rule = create(owner, opening.public_id, review.public_id, data)
+    due = {t.applicant_id: t.due_at for t in timers()}
+    assert abs(due[old.id] - (now - timedelta(days=10))) < timedelta(seconds=1)
+    assert abs(due[recent.id] - (now + timedelta(days=25))) < timedelta(seconds=1)
+    # A shorter delay moves the pending timers.
+    data.delay_amount = 3
+    update(owner, opening.public_id, rule.public_id, data)
+    due = {t.applicant_id: t.due_at for t in timers()}
+    assert len(timers()) == 2
+    assert abs(due[recent.id] - (now - timedelta(days=2))) < timedelta(seconds=1)
+    assert rules.sweep() == (2, 2)
+    assert stage_of(old) == stage_of(recent) == "Waiting List"

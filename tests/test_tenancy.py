@@ -22,6 +22,7 @@ from plutomi.models import (
     Applicant,
     ApplicantTag,
     BulkAction,
+    EmailTemplate,
     Invite,
     Membership,
     Note,
@@ -31,6 +32,7 @@ from plutomi.models import (
     Question,
     QuestionType,
     Role,
+    Rule,
     Stage,
     Upload,
     User,
@@ -69,6 +71,9 @@ PUBLIC_ENDPOINTS = {
     "public.portal_withdraw",
     "public.portal_request_link",
     "public.portal_sign_out",
+    # The unsubscribe link in emails: its signed token is the authentication.
+    "unsubscribe.page",
+    "unsubscribe.confirm",
 }
 # Routes that are 404 for everyone unless DEV_MAILBOX is set (it is not set here).
 DEV_ENDPOINTS = {"dev.mailbox", "dev.message"}
@@ -156,7 +161,25 @@ def world(make_user, make_org, make_member, make_opening, make_applicant) -> Wor
         selection=[[applicants[0].id, None]],
         total=1,
     )
-    db.session.add(bulk_action)
+    template = EmailTemplate(
+        org_id=a.id,
+        name="ZZ-TEMPLATE-A-SECRET",
+        subject="ZZ-SUBJECT-A-SECRET",
+        body="ZZ-BODY-A-SECRET {{ applicant_name }}",
+    )
+    db.session.add_all([bulk_action, template])
+    db.session.commit()
+    rule = Rule(
+        org_id=a.id,
+        opening_id=opening.id,
+        stage_id=opening.stages[0].id,
+        position=0,
+        name="ZZ-RULE-A-SECRET",
+        trigger="stage_completed",
+        conditions=[{"question": question.public_id, "op": "not_empty", "value": None}],
+        actions=[{"type": "move", "stage": opening.stages[1].public_id}],
+    )
+    db.session.add(rule)
     db.session.commit()
 
     b_owner = make_user(email="owner-b@example.com", name="Bee Owner")
@@ -175,6 +198,8 @@ def world(make_user, make_org, make_member, make_opening, make_applicant) -> Wor
         "upload_id": (upload.public_id, True),
         "note_id": (note.public_id, True),
         "bulk_id": (bulk_action.public_id, True),
+        "template_id": (template.public_id, True),
+        "rule_id": (rule.public_id, True),
         # Job boards are public by design: the walk uses B's, which must show nothing of A.
         "org_slug": (b.slug, False),
         "opening_slug": (b_opening.slug, False),
@@ -228,6 +253,8 @@ def _snapshot(org: Org) -> dict:
                 Upload,
                 Note,
                 ApplicantTag,
+                EmailTemplate,
+                Rule,
             )
         },
         "outbox": db.session.scalar(

@@ -14,7 +14,7 @@ from plutomi.models.base import new_public_id, utcnow
 from plutomi.models.bulk import BulkAction, BulkState
 from plutomi.models.email import EmailTemplate
 from plutomi.models.events import Event
-from plutomi.models.openings import Opening, OpeningState, Stage
+from plutomi.models.openings import Opening, OpeningState, Stage, StageCount
 from plutomi.models.outbox import OutboxMessage, OutboxState
 from plutomi.models.portal import MagicLink, Upload
 from plutomi.models.questions import Answer, Question, QuestionType
@@ -44,6 +44,7 @@ __all__ = [
     "Role",
     "Rule",
     "Stage",
+    "StageCount",
     "Timer",
     "TimerState",
     "Trigger",

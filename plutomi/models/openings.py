@@ -49,3 +49,17 @@ class Stage(PublicIdMixin, CreatedAtMixin, db.Model):
     position: Mapped[int]
 
     opening: Mapped[Opening] = relationship(back_populates="stages")
+
+
+class StageCount(db.Model):
+    """Active applicants per stage, kept by database triggers on applicants (see migration
+    0005): every insert, move, reject, restore, withdrawal and delete adjusts it in the same
+    transaction, whatever wrote the row, so the board reads a count instead of scanning a
+    100,000-card stage. A stage without a row has no active applicants."""
+
+    __tablename__ = "stage_counts"
+
+    stage_id: Mapped[int] = mapped_column(
+        ForeignKey("stages.id", ondelete="CASCADE"), primary_key=True
+    )
+    active: Mapped[int] = mapped_column(default=0)

@@ -29,7 +29,11 @@ class OutboxMessage(PublicIdMixin, CreatedAtMixin, db.Model):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_state_next_attempt", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_state_next_attempt", "state", "next_attempt_at"),
+        # The operations page counts one org's rows by state (and what was sent lately).
+        Index("ix_outbox_org_state", "org_id", "state", "done_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int | None] = mapped_column(

@@ -7,14 +7,15 @@ a plain form post gets a redirect back to the page, or the whole page with the e
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 
 from plutomi import markdown, tenancy
 from plutomi.forms import as_member, show_error
 from plutomi.htmx import redirect_to
 from plutomi.models import Opening, Role
+from plutomi.openings import rule_form
 from plutomi.openings.forms import CloneForm, NewOpeningForm, OpeningForm, QuestionForm, StageForm
-from plutomi.services import applicants, openings
+from plutomi.services import applicants, openings, rule_editing
 from plutomi.services.errors import ServiceError
 from plutomi.tenancy import current_membership, org_required
 
@@ -96,6 +97,7 @@ def _editor(opening: Opening, section: str | None = None, status: int = 200, **e
         "stages": openings.stages_of(opening),
         "questions": openings.questions_by_stage(opening),
         "counts": openings.stage_counts(opening),
+        "rule_counts": rule_editing.counts(opening),
         "opening_form": extra.pop("opening_form", None) or OpeningForm(obj=opening, formdata=None),
         "clone_form": extra.pop("clone_form", None)
         or CloneForm(formdata=None, clone_name=f"{opening.name} (copy)"),
@@ -349,3 +351,217 @@ def reorder_questions(opening_id: str, stage_id: str):
     if error is not None:
         return _stage_failed(opening, stage_id, error)
     return _done(opening, "stages")
+
+
+# --- rules of a stage ----------------------------------------------------------------------
+# The stage's rules in order, and the rule form: rows of conditions and actions that htmx adds
+# and re-renders one at a time, while the same buttons post the whole form without JavaScript.
+
+
+def _rules_stage(opening_id: str, stage_id: str):
+    opening = _opening(opening_id)
+    stage, _ = as_member(lambda _m: openings.get_stage(opening, stage_id))
+    return opening, stage
+
+
+def _rule_of(opening: Opening, rule_id: str):
+    rule, _ = as_member(lambda _m: rule_editing.get_rule(opening, rule_id))
+    return rule
+
+
+def _rules_page(opening: Opening, stage, status: int = 200, error: str | None = None):
+    found = rule_editing.lookups(opening)
+    rules = [(rule, rule_editing.sentence(rule, found)) for rule in rule_editing.rules_of(stage)]
+    template = "rules/_list.html" if _partial_wanted() else "rules/index.html"
+    context = {"opening": opening, "stage": stage, "rules": rules, "rules_error": error}
+    return render_template(template, **context), status
+
+
+def _rules_done(opening: Opening, stage, message: str | None = None, anchor: str = ""):
+    if message:
+        flash(message, "success")
+    if _partial_wanted():
+        return _rules_page(opening, stage)
+    url = url_for("openings.rules", opening_id=opening.public_id, stage_id=stage.public_id)
+    return redirect(url + anchor)
+
+
+def _errors(error: ServiceError | None) -> dict[str, str]:
+    if error is None:
+        return {}
+    return dict(getattr(error, "errors", None) or {error.field or "form": error.message})
+
+
+def _rule_form_page(opening: Opening, stage, data, rule=None, status: int = 200, **extra):
+    """The rule form as a page, or for htmx the form alone (dry run result included)."""
+    found = rule_editing.lookups(opening)
+    form = rule_form.view(data, found, stage, extra.pop("errors", {}))
+    template = "rules/_form.html" if _partial_wanted() else "rules/form.html"
+    context = {"opening": opening, "stage": stage, "rule": rule, "form": form, "dry": None}
+    return render_template(template, **{**context, **extra}), status
+
+
+def _rule_posted(opening: Opening, stage, rule=None):
+    """A post of the rule form: a row added or removed, a dry run, or Save."""
+    data = rule_form.parse(request.form)
+    command = rule_form.command(request.form)
+    if command in rule_form.EDITS:
+        return _rule_form_page(opening, stage, data, rule)
+    if command == "dry_run":
+        result, error = as_member(rule_editing.dry_run, opening.public_id, stage.public_id, data)
+        status = 200 if error is None else 422
+        return _rule_form_page(
+            opening, stage, data, rule, status, errors=_errors(error), dry=result
+        )
+    if rule is None:
+        saved, error = as_member(rule_editing.create, opening.public_id, stage.public_id, data)
+    else:
+        saved, error = as_member(rule_editing.update, opening.public_id, rule.public_id, data)
+    if error is None:
+        flash(f"Rule “{saved.name}” saved.", "success")
+        url = url_for("openings.rules", opening_id=opening.public_id, stage_id=stage.public_id)
+        return redirect_to(f"{url}#rule-{saved.public_id}")
+    return _rule_form_page(opening, stage, data, rule, 422, errors=_errors(error))
+
+
+@bp.get("/openings/<pid:opening_id>/stages/<pid:stage_id>/rules")
+@org_required(RECRUITER)
+def rules(opening_id: str, stage_id: str):
+    return _rules_page(*_rules_stage(opening_id, stage_id))
+
+
+@bp.route("/openings/<pid:opening_id>/stages/<pid:stage_id>/rules/new", methods=["GET", "POST"])
+@org_required(RECRUITER)
+def new_rule(opening_id: str, stage_id: str):
+    opening, stage = _rules_stage(opening_id, stage_id)
+    if request.method == "GET":
+        return _rule_form_page(opening, stage, rule_form.blank())
+    return _rule_posted(opening, stage)
+
+
+@bp.route("/openings/<pid:opening_id>/rules/<pid:rule_id>/edit", methods=["GET", "POST"])
+@org_required(RECRUITER)
+def edit_rule(opening_id: str, rule_id: str):
+    opening = _opening(opening_id)
+    rule = _rule_of(opening, rule_id)
+    if request.method == "GET":
+        return _rule_form_page(opening, rule.stage, rule_editing.input_of(rule), rule)
+    return _rule_posted(opening, rule.stage, rule)
+
+
+@bp.post("/openings/<pid:opening_id>/stages/<pid:stage_id>/rules/dry-run")
+@org_required(RECRUITER)
+def dry_run_rule(opening_id: str, stage_id: str):
+    """htmx: the dry run's result alone; refused input re-renders the form around it."""
+    opening, stage = _rules_stage(opening_id, stage_id)
+    rule = _rule_of(opening, request.form["rule"]) if request.form.get("rule") else None
+    data = rule_form.parse(request.form)
+    result, error = as_member(rule_editing.dry_run, opening.public_id, stage.public_id, data)
+    if error is None and _partial_wanted():
+        return render_template("rules/_dry_run.html", dry=result)
+    page, status = _rule_form_page(
+        opening, stage, data, rule, 200 if error is None else 422, errors=_errors(error), dry=result
+    )
+    response = make_response(page, status)
+    if _partial_wanted():
+        response.headers["HX-Retarget"] = "#rule-form"
+        response.headers["HX-Reswap"] = "outerHTML"
+    return response
+
+
+@bp.post("/openings/<pid:opening_id>/rules/<pid:rule_id>/delete")
+@org_required(RECRUITER)
+def delete_rule(opening_id: str, rule_id: str):
+    opening = _opening(opening_id)
+    rule = _rule_of(opening, rule_id)
+    stage = rule.stage
+    as_member(rule_editing.delete, opening.public_id, rule.public_id)
+    return _rules_done(opening, stage, f"Rule “{rule.name}” deleted.")
+
+
+@bp.post("/openings/<pid:opening_id>/stages/<pid:stage_id>/rules/order")
+@org_required(RECRUITER)
+def reorder_rules(opening_id: str, stage_id: str):
+    opening, stage = _rules_stage(opening_id, stage_id)
+    _, error = as_member(rule_editing.reorder, opening.public_id, stage.public_id, _order("rule"))
+    if error is not None:
+        return _rules_page(opening, stage, 422, error.message)
+    return _rules_done(opening, stage)
+
+
+@bp.post("/openings/<pid:opening_id>/rules/<pid:rule_id>/move")
+@org_required(RECRUITER)
+def move_rule(opening_id: str, rule_id: str):
+    opening = _opening(opening_id)
+    rule = _rule_of(opening, rule_id)
+    direction = request.form.get("direction", "")
+    _, error = as_member(rule_editing.move, opening.public_id, rule.public_id, direction)
+    if error is not None:
+        return _rules_page(opening, rule.stage, 422, error.message)
+    return _rules_done(opening, rule.stage, anchor=f"#rule-{rule.public_id}")
+
+
+# The rows htmx asks for: a blank condition or action row (with the next "add" button), and a
+# condition's operator and value inputs for the question just chosen.
+
+
+@bp.get("/openings/<pid:opening_id>/stages/<pid:stage_id>/rules/condition-row")
+@org_required(RECRUITER)
+def rule_condition_row(opening_id: str, stage_id: str):
+    opening, stage = _rules_stage(opening_id, stage_id)
+    index = rule_form.row_index(request.args)
+    found = rule_editing.lookups(opening)
+    return render_template(
+        "rules/_new_condition.html",
+        opening=opening,
+        stage=stage,
+        row=rule_form.condition_row(index, rule_editing.ConditionInput(), found),
+        questions=rule_form.question_groups(found),
+        errors={},
+    )
+
+
+@bp.get("/openings/<pid:opening_id>/stages/<pid:stage_id>/rules/condition-fields")
+@org_required(RECRUITER)
+def rule_condition_fields(opening_id: str, stage_id: str):
+    opening, stage = _rules_stage(opening_id, stage_id)
+    index = rule_form.row_index(request.args)
+    condition = rule_form.condition_at(request.args, index)
+    found = rule_editing.lookups(opening)
+    return render_template(
+        "rules/_condition_fields.html",
+        opening=opening,
+        stage=stage,
+        row=rule_form.condition_row(index, condition, found),
+        errors={},
+    )
+
+
+@bp.get("/openings/<pid:opening_id>/stages/<pid:stage_id>/rules/action-row")
+@org_required(RECRUITER)
+def rule_action_row(opening_id: str, stage_id: str):
+    opening, stage = _rules_stage(opening_id, stage_id)
+    index = rule_form.row_index(request.args)
+    form = rule_form.view(rule_form.blank(), rule_editing.lookups(opening), stage, {})
+    return render_template(
+        "rules/_new_action.html",
+        opening=opening,
+        stage=stage,
+        form=form,
+        action=rule_form.action_row(index, rule_editing.ActionInput(type="move")),
+    )
+
+
+@bp.get("/openings/<pid:opening_id>/stages/<pid:stage_id>/rules/action-fields")
+@org_required(RECRUITER)
+def rule_action_fields(opening_id: str, stage_id: str):
+    opening, stage = _rules_stage(opening_id, stage_id)
+    index = rule_form.row_index(request.args)
+    form = rule_form.view(rule_form.blank(), rule_editing.lookups(opening), stage, {})
+    return render_template(
+        "rules/_action_fields.html",
+        opening=opening,
+        stage=stage,
+        form=form,
+        action=rule_form.action_row(index, rule_form.action_at(request.args, index)),
+    )

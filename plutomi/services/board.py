@@ -29,6 +29,7 @@ from plutomi.models import (
     Question,
     QuestionType,
     Stage,
+    StageCount,
     utcnow,
 )
 from plutomi.services import tags as tag_service
@@ -344,9 +345,19 @@ def board_questions(opening: Opening) -> tuple[list[Question], list[Question]]:
 
 
 def counts(stage_ids: list[int], f: BoardFilter) -> dict[int, int]:
-    """Each stage's count under the filter: one grouped query over the board index."""
+    """Each stage's count under the filter. Unfiltered, the counters the database keeps (one
+    row per stage, however many cards); filtered, one grouped query over the board index."""
     if not stage_ids:
         return {}
+    if not f.is_set:
+        found = dict(
+            db.session.execute(
+                select(StageCount.stage_id, StageCount.active).where(
+                    StageCount.stage_id.in_(stage_ids)
+                )
+            ).all()
+        )
+        return {stage_id: found.get(stage_id, 0) for stage_id in stage_ids}
     return dict(
         db.session.execute(
             select(Applicant.stage_id, func.count())

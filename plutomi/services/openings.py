@@ -20,6 +20,7 @@ from plutomi.models import (
     Question,
     QuestionType,
     Role,
+    Rule,
     Stage,
     utcnow,
 )
@@ -301,7 +302,10 @@ def unarchive(actor: Membership, opening_id: str) -> Opening:
 
 
 def clone(actor: Membership, opening_id: str, name: str) -> Opening:
-    """A draft copy with the same stages and live questions (same keys), and no applicants."""
+    """A draft copy with the same stages, live questions (same keys) and rules, and no
+    applicants. The copy's stages and questions get new public ids, so its rules are remapped
+    to them; a rule's reference to an archived question (not copied) stays as it was, so the
+    condition still never matches."""
     source = _editable(actor, opening_id)
     name = clean_name(name, "name", max_length=200)
     copy = Opening(
@@ -314,30 +318,35 @@ def clone(actor: Membership, opening_id: str, name: str) -> Opening:
     db.session.add(copy)
     db.session.flush()
     questions = questions_by_stage(source)
+    stage_pairs: list[tuple[Stage, Stage]] = []
+    copied: list[tuple[Question, Question]] = []
     for stage in stages_of(source):
         new_stage = Stage(
             org_id=actor.org_id, opening_id=copy.id, name=stage.name, position=stage.position
         )
         db.session.add(new_stage)
         db.session.flush()
+        stage_pairs.append((stage, new_stage))
         for q in questions.get(stage.id, []):
-            db.session.add(
-                Question(
-                    org_id=actor.org_id,
-                    opening_id=copy.id,
-                    stage_id=new_stage.id,
-                    key=q.key,
-                    type=q.type,
-                    label=q.label,
-                    help_text=q.help_text,
-                    required=q.required,
-                    show_on_card=q.show_on_card,
-                    options=list(q.options or []),
-                    min_value=q.min_value,
-                    max_value=q.max_value,
-                    position=q.position,
-                )
+            new_question = Question(
+                org_id=actor.org_id,
+                opening_id=copy.id,
+                stage_id=new_stage.id,
+                key=q.key,
+                type=q.type,
+                label=q.label,
+                help_text=q.help_text,
+                required=q.required,
+                show_on_card=q.show_on_card,
+                options=list(q.options or []),
+                min_value=q.min_value,
+                max_value=q.max_value,
+                position=q.position,
             )
+            db.session.add(new_question)
+            copied.append((q, new_question))
+    db.session.flush()  # the new questions' public ids, for the rules
+    _clone_rules(actor, source, copy, stage_pairs, copied)
     _record(
         "opening.cloned",
         actor,
@@ -347,6 +356,50 @@ def clone(actor: Membership, opening_id: str, name: str) -> Opening:
     )
     db.session.commit()
     return copy
+
+
+def _clone_rules(
+    actor: Membership,
+    source: Opening,
+    copy: Opening,
+    stage_pairs: list[tuple[Stage, Stage]],
+    copied: list[tuple[Question, Question]],
+) -> None:
+    """Copy every rule of source's stages onto the copy's, naming the copy's stages and
+    questions; email templates belong to the org, so their ids stay."""
+    new_stages = {old.id: new for old, new in stage_pairs}
+    stage_ids = {old.public_id: new.public_id for old, new in stage_pairs}
+    question_ids = {old.public_id: new.public_id for old, new in copied}
+    for rule in db.session.scalars(
+        select(Rule).where(Rule.opening_id == source.id).order_by(Rule.stage_id, Rule.position)
+    ):
+        if rule.stage_id not in new_stages:
+            continue
+        db.session.add(
+            Rule(
+                org_id=actor.org_id,
+                opening_id=copy.id,
+                stage_id=new_stages[rule.stage_id].id,
+                position=rule.position,
+                name=rule.name,
+                trigger=rule.trigger,
+                delay_minutes=rule.delay_minutes,
+                only_if_incomplete=rule.only_if_incomplete,
+                event_type=rule.event_type,
+                match=rule.match,
+                conditions=[
+                    {**c, "question": question_ids.get(c.get("question"), c.get("question"))}
+                    for c in rule.conditions or []
+                ],
+                actions=[
+                    {**a, "stage": stage_ids.get(a.get("stage"), a.get("stage"))}
+                    if a.get("type") == "move"
+                    else dict(a)
+                    for a in rule.actions or []
+                ],
+                enabled=rule.enabled,
+            )
+        )
 
 
 # --- stages --------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import random
 import secrets
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app, has_app_context
 from redis.exceptions import RedisError
@@ -145,14 +146,20 @@ def deliver(ids: Iterable[int]) -> dict[str, int]:
     claimed = claim(ids)
     if not claimed:
         return counts
-    # Read the claim once, now: each commit below expires the rows, and a row reloaded later
-    # may carry another worker's token (if our lease ran out), which must not pass for ours.
+    # Read the claim once, now: a row reloaded later (after a rollback) may carry another
+    # worker's token (if our lease ran out), which must not pass for ours.
     token = claimed[0].claim_token
     lease_until = min(message.lease_until for message in claimed)
+    kinds = {message.kind for message in claimed}
+    session = db.session()
+    # The claimed rows are ours and were just read: a commit per row need not expire them all,
+    # which made each email reload its row (and the batch's others) with more SELECTs.
+    session.expire_on_commit = False
     try:
         _deliver_claimed(claimed, token, lease_until, counts)
     finally:
-        for kind in {message.kind for message in claimed}:
+        session.expire_on_commit = True
+        for kind in kinds:
             if kind in _closers:
                 try:
                     _closers[kind]()
@@ -226,10 +233,48 @@ def sweep() -> int:
     return len(ids)
 
 
-def retry_now(message: OutboxMessage) -> None:
-    """Put a dead or retrying row back in line at once."""
-    message.state = OutboxState.PENDING
-    message.next_attempt_at = utcnow()
-    message.attempts = 0
+# --- retrying by hand ------------------------------------------------------------------------
+
+RETRYABLE = (OutboxState.DEAD, OutboxState.RETRYING)
+
+
+def requeue(*where: Any, states: Iterable[str] = RETRYABLE, limit: int | None = None) -> list[int]:
+    """Put the rows matching where (dead or retrying ones only) back in line at once, with a
+    fresh count of attempts, in the caller's transaction; returns the ids it reset.
+
+    The one way to retry by hand. The UPDATE is conditional on the state, so a row a worker is
+    sending right now, or sent already, is left alone. The ids go to RQ when the caller commits,
+    like a new row's, and a rollback forgets them.
+    """
+    states = list(states)
+    chosen = select(OutboxMessage.id).where(*where, OutboxMessage.state.in_(states))
+    if limit is not None:
+        chosen = chosen.order_by(OutboxMessage.id).limit(limit)
+    ids = list(
+        db.session.scalars(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(chosen), OutboxMessage.state.in_(states))
+            .values(
+                state=OutboxState.PENDING,
+                attempts=0,
+                next_attempt_at=utcnow(),
+                lease_until=None,
+                claim_token=None,
+            )
+            .returning(OutboxMessage.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    db.session.info.setdefault("outbox_ids", []).extend(ids)
+    return ids
+
+
+def retry_now(message: OutboxMessage) -> bool:
+    """Put one dead or retrying row back in line and commit; False when it was neither.
+
+    For code without a person behind it; an admin retries through operations.retry_now, which
+    also checks the role and records who did it.
+    """
+    ids = requeue(OutboxMessage.id == message.id)
     db.session.commit()
-    enqueue([message.id])
+    return bool(ids)

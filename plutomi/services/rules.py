@@ -19,11 +19,28 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, event, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    event,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from plutomi import ranks
@@ -33,6 +50,7 @@ from plutomi.models import (
     Applicant,
     ApplicantStatus,
     EmailTemplate,
+    Event,
     Question,
     Rule,
     Stage,
@@ -41,6 +59,7 @@ from plutomi.models import (
     Trigger,
     utcnow,
 )
+from plutomi.models.base import UTCDateTime
 from plutomi.services import conditions
 from plutomi.services.events import Actor, record_applicant
 
@@ -163,17 +182,49 @@ def answers_of(applicant_ids: Iterable[int]) -> dict[int, dict[int, Any]]:
 
 
 class _Context:
-    """One evaluation: the applicant's answers are read once, and only if a rule needs them."""
+    """One evaluation: the applicant's answers are read once, and only if a rule needs them.
+    chunk: set for a due timer's own rule, whose move its chunk writes with the others."""
 
-    def __init__(self, applicant: Applicant, chain: int):
+    def __init__(self, applicant: Applicant, chain: int, chunk: _Chunk | None = None):
         self.applicant = applicant
         self.chain = chain
+        self.chunk = chunk
         self._answers: dict[int, Any] | None = None
 
     def answers(self) -> dict[int, Any]:
         if self._answers is None:
             self._answers = answers_of([self.applicant.id])[self.applicant.id]
         return self._answers
+
+
+def _event(type: str, applicant: Applicant, *, actor: Actor, **payload: Any) -> None:
+    """record_applicant; while a chunk of timers runs, a row its chunk inserts with the others
+    in one statement, in the order recorded (an ORM object per event costs several times the
+    CPU: the instance and its state, then a flush that returns each id)."""
+    chunk = _running_chunk()
+    if chunk is None:
+        record_applicant(type, applicant, actor=actor, **payload)
+        return
+    chunk.events.append(
+        {
+            "type": type,
+            "actor_type": actor.type,
+            "actor_id": actor.id,
+            "org_id": applicant.org_id,
+            "opening_id": applicant.opening_id,
+            "applicant_id": applicant.id,
+            "payload": payload,
+            "created_at": utcnow(),
+        }
+    )
+
+
+def _before_other_writers() -> None:
+    """Code elsewhere (moves.place, email_templates.send) records its events through the
+    session: a running chunk's events recorded so far go in first, to keep their order."""
+    chunk = _running_chunk()
+    if chunk is not None:
+        chunk.insert_events()
 
 
 def _matches(rule: Rule, context: _Context) -> bool:
@@ -192,7 +243,7 @@ def _payload(rule: Rule, why: str) -> dict[str, Any]:
 
 
 def _skip(rule: Rule, applicant: Applicant, action: dict, reason: str, why: str) -> None:
-    record_applicant(
+    _event(
         "rule.action_skipped",
         applicant,
         actor=rule_actor(rule),
@@ -209,12 +260,13 @@ def _send_email(rule: Rule, applicant: Applicant, stage: Stage, action: dict, wh
     if template is None:
         _skip(rule, applicant, action, "its email template was deleted", why)
         return
+    _before_other_writers()
     email_templates.send(template, applicant, actor=rule_actor(rule), stage=stage, reason=why)
 
 
 def _emit(rule: Rule, applicant: Applicant, stage: Stage, action: dict, why: str) -> None:
     """A webhook event of the org's own type: an event row, which webhook delivery fans out."""
-    record_applicant(
+    _event(
         action["event"],
         applicant,
         actor=rule_actor(rule),
@@ -236,7 +288,7 @@ def _move(rule: Rule, context: _Context, stage: Stage, action: dict, why: str) -
     if target.id == stage.id:
         return False
     if context.chain >= MAX_CHAIN:
-        record_applicant(
+        _event(
             "rule.chain_capped",
             applicant,
             actor=rule_actor(rule),
@@ -246,6 +298,11 @@ def _move(rule: Rule, context: _Context, stage: Stage, action: dict, why: str) -
             **_payload(rule, why),
         )
         return False
+    if context.chunk is not None:
+        # A timer's move: written with its chunk's others (True: it is on its way).
+        context.chunk.add_move(rule, applicant, stage, target, _bottom_rank(target), why)
+        return True
+    _before_other_writers()
     moved = moves.place(
         applicant,
         stage,
@@ -264,7 +321,7 @@ def _run(rule: Rule, context: _Context, stage: Stage, why: str) -> bool:
     """Carry out one matching rule: its event, its emails and webhook events, then its move.
     True when the applicant moved."""
     applicant = context.applicant
-    record_applicant(
+    _event(
         "rule.fired",
         applicant,
         actor=rule_actor(rule),
@@ -371,43 +428,140 @@ def external_event(
 # --- timers -----------------------------------------------------------------------------------
 
 
-def _claimable(now):
-    return or_(
-        and_(Timer.state == TimerState.PENDING, Timer.due_at <= now),
-        # A worker died mid-batch: its lease ran out, so the timer is free again.
-        and_(Timer.state == TimerState.CLAIMED, Timer.lease_until < now),
+def schedule(rule: Rule) -> None:
+    """Set a time rule's timers for everyone in its stage now, counted from when each entered,
+    so a new or edited rule also acts on those who were there before it: one INSERT ... SELECT,
+    however big the stage. Its pending timers are replaced (a changed delay moves them);
+    claimed ones, which a worker holds, are left to finish. The caller commits."""
+    db.session.execute(
+        delete(Timer).where(Timer.rule_id == rule.id, Timer.state == TimerState.PENDING)
     )
+    if not (rule.enabled and rule.trigger == Trigger.TIME_IN_STAGE and rule.delay_minutes):
+        return
+    if db.engine.dialect.name == "postgresql":
+        due = Applicant.entered_stage_at + func.make_interval(0, 0, 0, 0, 0, rule.delay_minutes)
+    else:
+        # SQLite keeps datetimes as text; its datetime functions do the arithmetic.
+        due = func.strftime(
+            "%Y-%m-%d %H:%M:%f000", Applicant.entered_stage_at, f"+{rule.delay_minutes} minutes"
+        )
+    db.session.execute(
+        insert(Timer).from_select(
+            ["org_id", "applicant_id", "rule_id", "stage_entry", "due_at", "state"],
+            select(
+                Applicant.org_id,
+                Applicant.id,
+                literal(rule.id),
+                Applicant.stage_entry,
+                due,
+                literal(TimerState.PENDING.value),
+            ).where(
+                Applicant.stage_id == rule.stage_id, Applicant.status == ApplicantStatus.ACTIVE
+            ),
+        )
+    )
+
+
+# The two kinds of claimable timer are read apart, each as an ordered range of the
+# (state, due_at) index under LIMIT: that is an index probe whatever the planner guesses. One
+# OR of both, or a LIMIT without the order, let PostgreSQL pick a sequential scan of the whole
+# table once its statistics make due rows look common (done timers, all due in the past, do).
+
+
+def _among(column, ids: list[int]):
+    """column IN ids. On PostgreSQL as = ANY(one array parameter): psycopg parses a statement
+    with up to 50 parameters once and caches it, but re-parses one with an IN list expanded
+    to a parameter per id on every execution (and the server plans it afresh)."""
+    if db.engine.dialect.name == "postgresql":
+        return column == any_(bindparam(None, ids, type_=ARRAY(Integer)))
+    return column.in_(ids)
+
+
+def _inline(value: Any):
+    """A constant written into the statement rather than bound. PostgreSQL plans a prepared
+    statement once when its plan for any parameters is as good as for the given ones; blind
+    to the state and the LIMIT it is not, so it would plan the probe afresh every time."""
+    return literal(value, literal_execute=True)
+
+
+def _pending_due(now):
+    return and_(Timer.state == _inline(TimerState.PENDING.value), Timer.due_at <= now)
+
+
+def _lease_expired(now):
+    # A worker died mid-batch: its lease ran out, so the timer is free again.
+    return and_(Timer.state == _inline(TimerState.CLAIMED.value), Timer.lease_until < now)
+
+
+def _oldest(condition, limit: int):
+    return select(Timer.id).where(condition).order_by(Timer.due_at).limit(_inline(limit))
+
+
+_NOW = bindparam("now", type_=UTCDateTime())
+# Built once: the sweep runs it every tick.
+_ANY_DUE = select(
+    _oldest(_pending_due(_NOW), 1).scalar_subquery(),
+    _oldest(_lease_expired(_NOW), 1).scalar_subquery(),
+)
 
 
 def any_due() -> bool:
-    """One probe of the (state, due_at) index: the sweep's cost with nothing due."""
-    now = utcnow()
-    return db.session.scalar(select(Timer.id).where(_claimable(now)).limit(1)) is not None
+    """Two probes of the (state, due_at) index in one query: the sweep's cost with nothing
+    due, whatever the number of timers waiting."""
+    row = db.session.execute(_ANY_DUE, {"now": utcnow()}).one()
+    return any(found is not None for found in row)
+
+
+def _take(condition, token: str, now, limit: int) -> list[tuple[int, Any]]:
+    """Claim up to limit of the oldest timers matching condition: (id, due_at) of each."""
+    due = _oldest(condition, limit)
+    if db.engine.dialect.name == "postgresql":
+        # Workers sweeping at once each take other rows instead of queueing on the same ones;
+        # the rows locked are the ones that match (a row changed meanwhile is checked again).
+        # The ids come as one array, so the UPDATE finds them by primary key: with an IN
+        # (subquery) the planner may instead scan every due timer to join with the few.
+        picked = due.with_for_update(skip_locked=True).subquery()
+        ids = select(func.array_agg(picked.c.id)).scalar_subquery()
+        claimable = Timer.id == any_(cast(ids, ARRAY(Integer)))  # ANY(array), not ANY(rows)
+    else:
+        claimable = and_(Timer.id.in_(due.scalar_subquery()), condition)
+    return [
+        (id_, due_at)
+        for id_, due_at in db.session.execute(
+            update(Timer)
+            .where(claimable)
+            .values(state=TimerState.CLAIMED, claim_token=token, lease_until=now + TIMER_LEASE)
+            .returning(Timer.id, Timer.due_at)
+            .execution_options(synchronize_session=False)
+        )
+    ]
 
 
 def claim(limit: int = TIMER_BATCH) -> tuple[str, list[Timer]]:
-    """Take up to limit due timers; two workers never take the same one."""
+    """Take up to limit due timers, a dead worker's first; two workers never take the same
+    one."""
     now = utcnow()
     token = secrets.token_hex(16)
-    due = select(Timer.id).where(_claimable(now)).order_by(Timer.due_at).limit(limit)
-    if db.engine.dialect.name == "postgresql":
-        # Workers sweeping at once each take other rows instead of queueing on the same ones.
-        due = due.with_for_update(skip_locked=True)
-    db.session.execute(
-        update(Timer)
-        .where(Timer.id.in_(due.scalar_subquery()), _claimable(now))
-        .values(state=TimerState.CLAIMED, claim_token=token, lease_until=now + TIMER_LEASE)
-        .execution_options(synchronize_session=False)
-    )
+    taken = _take(_lease_expired(now), token, now, limit)
+    if len(taken) < limit:
+        taken += _take(_pending_due(now), token, now, limit - len(taken))
     db.session.commit()
+    if not taken:
+        return token, []
+    # By the ids the UPDATE returned: finding them again by their token would scan the table.
     timers = list(
-        db.session.scalars(select(Timer).where(Timer.claim_token == token).order_by(Timer.due_at))
+        db.session.scalars(
+            select(Timer)
+            .where(_among(Timer.id, [id_ for id_, _ in taken]))
+            .order_by(Timer.due_at, Timer.id)
+        )
     )
     return token, timers
 
 
 def _evaluate(timer: Timer, applicant: Applicant | None, rule: Rule | None) -> str:
-    """Fire one due timer if its stage entry is still current; returns its outcome."""
+    """Fire one due timer if its stage entry is still current; returns its outcome. In a
+    chunk (_run_chunk), its move is written with the chunk's others."""
     if (
         applicant is None
         or rule is None
@@ -420,13 +574,148 @@ def _evaluate(timer: Timer, applicant: Applicant | None, rule: Rule | None) -> s
         return "stale"
     if rule.only_if_incomplete and applicant.stage_completed_at is not None:
         return "completed"
-    context = _Context(applicant, 0)
+    context = _Context(applicant, 0, _running_chunk())
     if not _matches(rule, context):
         return "no_match"
     days = (rule.delay_minutes or 0) / (24 * 60)
     why = f"{days:g} days in stage" if days >= 1 else f"{rule.delay_minutes} minutes in stage"
-    _run(rule, context, applicant.stage, why)
+    # The applicant's stage is the rule's (checked above): loaded once per rule, not per timer.
+    _run(rule, context, rule.stage, why)
     return "fired"
+
+
+_CHUNK = "rules_timer_chunk"  # the session's info key while a chunk of timers runs
+
+
+def _running_chunk() -> _Chunk | None:
+    return db.session().info.get(_CHUNK)
+
+
+# All of a chunk's moves as one conditional UPDATE: each row only if the applicant still holds
+# the version it was read with and is active, as moves.place's own UPDATE; RETURNING says
+# which rows were written, so a changed applicant is skipped, never overwritten.
+_MOVE_MANY = text(
+    "UPDATE applicants SET stage_id = m.stage_id, rank = m.rank,"
+    " version = applicants.version + 1, entered_stage_at = :now, stage_completed_at = NULL,"
+    " stage_entry = m.entry"
+    " FROM unnest(CAST(:ids AS integer[]), CAST(:versions AS integer[]),"
+    " CAST(:stages AS integer[]), CAST(:ranks AS varchar[]), CAST(:entries AS integer[]))"
+    " AS m(id, version, stage_id, rank, entry)"
+    " WHERE applicants.id = m.id AND applicants.version = m.version"
+    " AND applicants.status = :active"
+    " RETURNING applicants.id"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+@dataclass(slots=True)
+class _Move:
+    rule: Rule
+    applicant: Applicant
+    source: Stage
+    target: Stage
+    rank: str
+    why: str
+    chain: int
+    version: int  # as read; the UPDATE writes only if it still holds
+    entry: int  # the stage entry this move makes
+
+
+class _Chunk:
+    """What a chunk of timers writes together. moves.place writes one move with its own
+    UPDATE (a round trip each); a chunk writes its timers' moves with one UPDATE (on
+    PostgreSQL), then does for each applicant moved what place does after its UPDATE, in
+    firing order. The events recorded meanwhile (by _event) go in with one INSERT."""
+
+    def __init__(self, timers: list[Timer]) -> None:
+        self.pending: list[_Move] = []
+        self.applicants: set[int] = set()
+        self.events: list[dict[str, Any]] = []
+        # Applicants with two timers in the chunk: the second reads them again after a move.
+        counts = Counter(t.applicant_id for t in timers)
+        self.again = {applicant_id for applicant_id, n in counts.items() if n > 1}
+
+    def add_move(self, rule, applicant, source, target, rank, why, chain: int = 1) -> None:
+        # The version condition guarantees no entry happened since these were read.
+        entry = applicant.stage_entry + 1
+        move = _Move(rule, applicant, source, target, rank, why, chain, applicant.version, entry)
+        self.pending.append(move)
+        self.applicants.add(applicant.id)
+
+    def write_moves(self) -> None:
+        pending, self.pending, self.applicants = self.pending, [], set()
+        if not pending:
+            return
+        written = _update_moves(pending)
+        for move in pending:
+            applicant = move.applicant
+            if applicant.id not in written:
+                continue  # changed since it was read: nothing written, as place() does
+            _event(
+                "applicant.moved",
+                applicant,
+                actor=rule_actor(move.rule),
+                from_stage=move.source.name,
+                to_stage=move.target.name,
+                from_stage_id=move.source.public_id,
+                to_stage_id=move.target.public_id,
+                reason="rule",
+                **_payload(move.rule, move.why),
+            )
+            if applicant.id in self.again or stage_rules(move.target.id):
+                # Read again in this transaction (by the next timer, or the rules of the
+                # stage entered): fresh from the database, as place() has it. Otherwise the
+                # commit expires it, so reloading it would be a wasted round trip.
+                db.session.expire(applicant)
+            entered(applicant, move.target, entry=move.entry, chain=move.chain)
+
+    def insert_events(self) -> None:
+        """Insert the events recorded so far, after what the session holds pending (written
+        by code elsewhere before them), so the table keeps the order they were recorded in."""
+        if self.events:
+            db.session.flush()
+            db.session.execute(insert(Event.__table__), self.events)
+            self.events = []
+
+
+def _update_moves(pending: list[_Move]) -> set[int]:
+    """Write the moves' conditional UPDATEs; returns the ids of the applicants updated."""
+    now = utcnow()
+    if db.engine.dialect.name == "postgresql":
+        rows = db.session.execute(
+            _MOVE_MANY,
+            {
+                "now": now,
+                "active": ApplicantStatus.ACTIVE.value,
+                "ids": [m.applicant.id for m in pending],
+                "versions": [m.version for m in pending],
+                "stages": [m.target.id for m in pending],
+                "ranks": [m.rank for m in pending],
+                "entries": [m.entry for m in pending],
+            },
+        )
+        return set(rows.scalars())
+    written = set()
+    for move in pending:  # SQLite runs in-process: no round trips to save
+        result = db.session.execute(
+            update(Applicant)
+            .where(
+                Applicant.id == move.applicant.id,
+                Applicant.version == move.version,
+                Applicant.status == ApplicantStatus.ACTIVE,
+            )
+            .values(
+                rank=move.rank,
+                version=Applicant.version + 1,
+                stage_id=move.target.id,
+                entered_stage_at=now,
+                stage_completed_at=None,
+                stage_entry=move.entry,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            written.add(move.applicant.id)
+    return written
 
 
 def _finish(token: str, outcomes: dict[int, str], error: str | None = None) -> bool:
@@ -440,7 +729,9 @@ def _finish(token: str, outcomes: dict[int, str], error: str | None = None) -> b
         state = TimerState.FAILED if outcome == "failed" else TimerState.DONE
         result = db.session.execute(
             update(Timer)
-            .where(Timer.id.in_(ids), Timer.claim_token == token, Timer.state == TimerState.CLAIMED)
+            .where(
+                _among(Timer.id, ids), Timer.claim_token == token, Timer.state == TimerState.CLAIMED
+            )
             .values(state=state, outcome=outcome, done_at=now, lease_until=None, error=error)
             .execution_options(synchronize_session=False)
         )
@@ -454,18 +745,31 @@ def _run_chunk(token: str, timers: list[Timer]) -> int:
     applicants = {
         a.id: a
         for a in db.session.scalars(
-            select(Applicant).where(Applicant.id.in_([t.applicant_id for t in timers]))
+            select(Applicant).where(_among(Applicant.id, [t.applicant_id for t in timers]))
         )
     }
-    rule_ids = {t.rule_id for t in timers}
-    rules = {r.id: r for r in db.session.scalars(select(Rule).where(Rule.id.in_(rule_ids)))}
+    rule_ids = list({t.rule_id for t in timers})
+    rules = {r.id: r for r in db.session.scalars(select(Rule).where(_among(Rule.id, rule_ids)))}
     outcomes = {}
-    # Events and new timers are inserted together at commit, not one round trip each.
-    with db.session.no_autoflush:
-        for timer in timers:
-            outcomes[timer.id] = _evaluate(
-                timer, applicants.get(timer.applicant_id), rules.get(timer.rule_id)
-            )
+    chunk = _Chunk(timers)
+    session = db.session()
+    session.info[_CHUNK] = chunk
+    try:
+        # Objects the session writes (new timers, events recorded elsewhere) are inserted
+        # together at the end, not one round trip each.
+        with db.session.no_autoflush:
+            for timer in timers:
+                if timer.applicant_id in chunk.applicants:
+                    # An earlier timer of the chunk moves this applicant: write that first,
+                    # so this one sees where they are now (and is stale), as one by one.
+                    chunk.write_moves()
+                outcomes[timer.id] = _evaluate(
+                    timer, applicants.get(timer.applicant_id), rules.get(timer.rule_id)
+                )
+            chunk.write_moves()
+            chunk.insert_events()
+    finally:
+        session.info.pop(_CHUNK, None)
     if not _finish(token, outcomes):
         # Our lease ran out and another worker holds some of these now: it does them.
         db.session.rollback()
@@ -481,7 +785,13 @@ def run_due(limit: int = TIMER_BATCH) -> tuple[int, int]:
     ids = [t.id for t in timers]
     for start in range(0, len(ids), TIMER_CHUNK):
         chunk_ids = ids[start : start + TIMER_CHUNK]
-        chunk = list(db.session.scalars(select(Timer).where(Timer.id.in_(chunk_ids))))
+        if start == 0:
+            chunk = timers[:TIMER_CHUNK]  # loaded by the claim, and no commit since
+        else:
+            # The last chunk's commit expired these: one query, then the claim's order.
+            loaded = db.session.scalars(select(Timer).where(_among(Timer.id, chunk_ids)))
+            by_id = {t.id: t for t in loaded}
+            chunk = [by_id[id_] for id_ in chunk_ids if id_ in by_id]
         try:
             fired += _run_chunk(token, chunk)
         except Exception:

@@ -119,7 +119,9 @@ def _moved(p: Payload) -> str:
     else:
         sentence = _with("Moved", target, " to ")
     reason = _text(p, "reason")
-    if reason:
+    if reason == "rule" and _text(p, "why"):
+        sentence += f" ({_text(p, 'why')})"  # the actor column names the rule
+    elif reason:
         sentence += f" ({MOVE_REASONS.get(reason, _humanize(reason))})"
     if _text(p, "bulk"):
         sentence += " (bulk move)"
@@ -131,6 +133,18 @@ def _email(p: Payload) -> str:
     if subject:
         return _quoted("Email sent:", subject)
     return _with("Email sent", _humanize(_text(p, "template")))
+
+
+SKIP_REASONS = {
+    "unsubscribed": "the applicant unsubscribed from non-essential email",
+    "template_error": "the template could not be filled in",
+}
+
+
+def _email_skipped(p: Payload) -> str:
+    sentence = _quoted("Email", _text(p, "template_name")) + " not sent"
+    reason = _text(p, "reason")
+    return _with(sentence, SKIP_REASONS.get(reason, _humanize(reason)))
 
 
 def _webhook(p: Payload) -> str:
@@ -162,15 +176,37 @@ DESCRIBE: dict[str, Callable[[Payload], str]] = {
     "applicant.untagged": lambda p: _quoted("Removed the tag", _text(p, "tag")),
     "applicant.external_event": lambda p: _with("Outside event received", _text(p, "event_type")),
     "email.sent": _email,
+    "applicant.emailed": _email,
+    "applicant.email_skipped": _email_skipped,
+    "applicant.unsubscribed": lambda p: "Unsubscribed from non-essential email",
     "webhook.delivered": _webhook,
     "rule.chain_capped": _chain_capped,
 }
 
 
+def _rule_fired(p: Payload) -> str:
+    return _with("Rule fired", _text(p, "why"), ": ")
+
+
+def _action_skipped(p: Payload) -> str:
+    action = {"move": "move", "email": "email"}.get(_text(p, "action"), "action")
+    return _with(f"The rule's {action} was skipped", _text(p, "reason"), ": ")
+
+
+RULE_EVENTS: dict[str, Callable[[Payload], str]] = {
+    "rule.fired": _rule_fired,
+    "rule.action_skipped": _action_skipped,
+}
+
+
 def describe(type: str, payload: Payload | None) -> str:
-    describer = DESCRIBE.get(type)
+    payload = payload or {}
+    describer = DESCRIBE.get(type) or RULE_EVENTS.get(type)
     if describer is not None:
-        return describer(payload or {})
+        return describer(payload)
+    if payload.get("custom"):
+        # An event type a rule emits for webhooks, such as driver.approved.
+        return f"Webhook event {type} emitted"
     # "applicant.stage_entered" -> "Stage entered"; "opening.published" -> "Opening published"
     text = _humanize(type.removeprefix("applicant."))
     return text[:1].upper() + text[1:] if text else "Something happened"
