@@ -108,7 +108,9 @@ def test_completing_the_questionnaire_moves_on_at_once(driver, make_rule):
     page = timeline.page(db.session.get(Org, opening.org_id), applicant)
     entry = next(e for e in page.entries if e.type == "applicant.moved")
     assert entry.actor == "Rule: Questionnaire completed"
-    assert "Questionnaire to Document Upload" in entry.text
+    assert entry.text == "Moved from Questionnaire to Document Upload (stage completed)"
+    fired = next(e for e in page.entries if e.type == "rule.fired")
+    assert (fired.text, fired.actor) == ("Rule fired: stage completed", entry.actor)
 
 
 def test_answering_the_last_required_question_in_the_portal_moves_on(
@@ -180,6 +182,9 @@ def test_a_drag_fires_the_entered_stages_rules_and_their_webhook_events(driver, 
     actor = member(opening.org_id)
     moves.move(actor, applicant.public_id, stages["Ready to Drive"].public_id)
     emitted = db.session.scalar(select(Event).where(Event.type == "driver.approved"))
+    assert timeline.describe(emitted.type, emitted.payload) == (
+        "Webhook event driver.approved emitted"
+    )
     assert emitted.applicant_id == applicant.id
     assert emitted.actor_type == "rule"
     assert emitted.payload["stage"] == "Ready to Drive"

@@ -160,6 +160,15 @@ def _chain_capped(p: Payload) -> str:
     return f"{stopped}: a chain of rules reached its limit"
 
 
+def _rule_fired(p: Payload) -> str:
+    return _with("Rule fired", _text(p, "why"), ": ")
+
+
+def _action_skipped(p: Payload) -> str:
+    action = {"move": "move", "email": "email"}.get(_text(p, "action"), "action")
+    return _with(f"The rule's {action} was skipped", _text(p, "reason"), ": ")
+
+
 DESCRIBE: dict[str, Callable[[Payload], str]] = {
     "applicant.created": _created,
     "applicant.answered": _answered,
@@ -181,19 +190,6 @@ DESCRIBE: dict[str, Callable[[Payload], str]] = {
     "applicant.unsubscribed": lambda p: "Unsubscribed from non-essential email",
     "webhook.delivered": _webhook,
     "rule.chain_capped": _chain_capped,
-}
-
-
-def _rule_fired(p: Payload) -> str:
-    return _with("Rule fired", _text(p, "why"), ": ")
-
-
-def _action_skipped(p: Payload) -> str:
-    action = {"move": "move", "email": "email"}.get(_text(p, "action"), "action")
-    return _with(f"The rule's {action} was skipped", _text(p, "reason"), ": ")
-
-
-RULE_EVENTS: dict[str, Callable[[Payload], str]] = {
     "rule.fired": _rule_fired,
     "rule.action_skipped": _action_skipped,
 }
@@ -201,7 +197,7 @@ RULE_EVENTS: dict[str, Callable[[Payload], str]] = {
 
 def describe(type: str, payload: Payload | None) -> str:
     payload = payload or {}
-    describer = DESCRIBE.get(type) or RULE_EVENTS.get(type)
+    describer = DESCRIBE.get(type)
     if describer is not None:
         return describer(payload)
     if payload.get("custom"):
