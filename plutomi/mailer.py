@@ -9,12 +9,14 @@ session (idle timeout, a per-session limit) gets one fresh session for that emai
 from __future__ import annotations
 
 import contextlib
-import email.policy
 import smtplib
 import ssl
 import threading
-from email.message import EmailMessage
-from email.utils import formatdate
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.policy import compat32
+from email.utils import formataddr, formatdate, parseaddr
 from urllib.parse import unquote, urlsplit
 
 from flask import current_app
@@ -32,17 +34,32 @@ def message_id(message: OutboxMessage) -> str:
     return f"<{message.public_id}@{host}>"
 
 
-# Headers up to RFC 5322's 998 characters stay on one line: the default (78) would fold a long
-# unsubscribe link into encoded words, which no mail client reads as a link.
-POLICY = email.policy.default.clone(max_line_length=998)
+# The legacy (compat32) message API: it builds and serialises a message about three times
+# faster than email.policy.default, whose header parsing was a quarter of an email's cost in
+# the outbox worker. Non-ASCII is encoded explicitly: RFC 2047 for the subject and a display
+# name, quoted-printable UTF-8 for the body.
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP
+# Header lines up to RFC 5322's 998 characters stay whole: folding a long unsubscribe link
+# onto a second line is legal, but not every mail client unfolds it into a working link.
+POLICY = compat32.clone(max_line_length=998)
 
 
-def build(message: OutboxMessage) -> EmailMessage:
+def _text_header(value: str) -> str | Header:
+    return value if value.isascii() else Header(value, "utf-8")
+
+
+def _address(value: str) -> str:
+    name, address = parseaddr(value)
+    return formataddr((name, address), charset="utf-8") if address else value
+
+
+def build(message: OutboxMessage) -> Message:
     payload = message.payload
-    mail = EmailMessage(policy=POLICY)
-    mail["From"] = current_app.config["MAIL_FROM"]
+    mail = Message(policy=POLICY)
+    mail["From"] = _address(current_app.config["MAIL_FROM"])
     mail["To"] = payload["to"]
-    mail["Subject"] = payload["subject"]
+    mail["Subject"] = _text_header(payload["subject"])
     mail["Date"] = formatdate(localtime=False)
     mail["Message-ID"] = message_id(message)
     if unsubscribe := payload.get("unsubscribe"):
@@ -50,7 +67,9 @@ def build(message: OutboxMessage) -> EmailMessage:
         # "List-Unsubscribe=One-Click" to the link, with no page in between.
         mail["List-Unsubscribe"] = f"<{unsubscribe}>"
         mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    mail.set_content(payload["text"])
+    mail["MIME-Version"] = "1.0"
+    text = payload["text"]
+    mail.set_payload(text, "us-ascii" if text.isascii() else _UTF8)
     return mail
 
 
@@ -118,7 +137,7 @@ def _open(url: str) -> smtplib.SMTP:
     return client
 
 
-def _send_smtp(url: str, mail: EmailMessage) -> None:
+def _send_smtp(url: str, mail: Message) -> None:
     reused = _session.client is not None and _session.url == url
     client = _session.client if reused else _open(url)
     try:
