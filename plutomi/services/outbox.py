@@ -159,6 +159,9 @@ def deliver(ids: Iterable[int]) -> dict[str, int]:
         _deliver_claimed(claimed, token, lease_until, counts)
     finally:
         session.expire_on_commit = True
+        # As a commit would have: a caller sharing this session must not read them stale.
+        for message in claimed:
+            session.expire(message)
         for kind in kinds:
             if kind in _closers:
                 try:
