@@ -384,7 +384,7 @@ def with_server_times(server: Server, method: str, suffix: str, run) -> Timing:
     return timing
 
 
-SCENARIOS = ("jobs", "apply", "board", "moves")
+SCENARIOS = ("jobs", "apply", "board", "moves", "timers", "emails")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -430,12 +430,33 @@ def main(argv: list[str] | None = None) -> int:
         default=24,
         help="recruiters each move thread rotates through (moves are rate-limited per user)",
     )
+    parser.add_argument(
+        "--timer-applicants",
+        type=int,
+        default=1_000_000,
+        help="applicants of the timers scenario, each with a pending timer (default 1000000)",
+    )
+    parser.add_argument(
+        "--timer-due",
+        type=int,
+        default=100_000,
+        help="timers due at once for the worker, and again for the floor (default 100000)",
+    )
+    parser.add_argument(
+        "--timer-idle-calls", type=int, default=200, help="calls timed of the idle sweep (200)"
+    )
+    parser.add_argument("--timer-profile", help="write a cProfile of the timers worker here")
+    parser.add_argument(
+        "--email-messages", type=int, default=2000, help="emails the worker delivers (2000)"
+    )
     args = parser.parse_args(argv)
     only = {name.strip() for name in args.only.split(",") if name.strip()}
     if unknown := only - set(SCENARIOS):
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     if args.move_cards < args.move_threads:
         parser.error("--move-cards must be at least --move-threads: a thread moves its own cards")
+    if "timers" in only and not 0 < 2 * args.timer_due <= args.timer_applicants:
+        parser.error("--timer-applicants must hold two due sets of --timer-due")
 
     base_url = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -495,6 +516,14 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(stage_board_scenario(args, floor, app, board))
         if "moves" in only:
             rows += moves_scenarios(args, floor, app, board, database_url)
+        if "timers" in only:
+            from bench import timers
+
+            rows += timers.scenarios(args, config, target["org_id"], env, row)
+        if "emails" in only:
+            from bench import emails
+
+            rows.append(emails.scenario(args, config, target, row))
     finally:
         for server in servers:
             server.stop()
