@@ -48,25 +48,6 @@ def membership(org: Org, user: User) -> Membership:
     )
 
 
-def add_question(stage: Stage, key: str, kind: QuestionType, **fields) -> Question:
-    position = db.session.scalar(
-        select(func.count()).select_from(Question).where(Question.stage_id == stage.id)
-    )
-    question = Question(
-        org_id=stage.org_id,
-        opening_id=stage.opening_id,
-        stage_id=stage.id,
-        key=key,
-        type=kind,
-        label=fields.pop("label", key.replace("_", " ").capitalize()),
-        position=position,
-        **fields,
-    )
-    db.session.add(question)
-    db.session.commit()
-    return question
-
-
 @dataclass
 class World:
     org: Org
@@ -91,7 +72,7 @@ class World:
 
 
 @pytest.fixture
-def w(make_org, make_opening) -> World:
+def w(make_org, make_opening, make_question) -> World:
     org = make_org("Acme")
     opening = make_opening(
         org,
@@ -109,17 +90,17 @@ def w(make_org, make_opening) -> World:
         waiting=waiting,
         documents=documents,
         review=review,
-        licence=add_question(
+        licence=make_question(
             q, "licence", QuestionType.SINGLE_CHOICE, options=["Car", "Van", "None"], required=True
         ),
-        age=add_question(q, "age", QuestionType.NUMBER),
-        start=add_question(q, "start", QuestionType.DATE),
-        insured=add_question(q, "insured", QuestionType.YES_NO),
-        languages=add_question(
+        age=make_question(q, "age", QuestionType.NUMBER),
+        start=make_question(q, "start", QuestionType.DATE),
+        insured=make_question(q, "insured", QuestionType.YES_NO),
+        languages=make_question(
             q, "languages", QuestionType.MULTI_CHOICE, options=["English", "French", "German"]
         ),
-        city=add_question(q, "city", QuestionType.SHORT_TEXT),
-        document=add_question(documents, "licence_scan", QuestionType.FILE),
+        city=make_question(q, "city", QuestionType.SHORT_TEXT),
+        document=make_question(documents, "licence_scan", QuestionType.FILE),
         template=template,
     )
 
@@ -351,12 +332,14 @@ def test_each_condition_is_checked_against_its_question(w, condition, field, mes
     assert "conditions-0-question" not in errors
 
 
-def test_a_condition_names_a_live_question_of_this_opening_only(w, make_opening, make_org):
+def test_a_condition_names_a_live_question_of_this_opening_only(
+    w, make_opening, make_org, make_question
+):
     other_opening = make_opening(w.org, name="Other")
-    theirs = add_question(other_opening.stages[0], "licence", QuestionType.SHORT_TEXT)
+    theirs = make_question(other_opening.stages[0], "licence", QuestionType.SHORT_TEXT)
     other_org = make_org("Globex")
-    foreign = add_question(make_opening(other_org).stages[0], "licence", QuestionType.SHORT_TEXT)
-    archived = add_question(w.questionnaire, "old", QuestionType.SHORT_TEXT)
+    foreign = make_question(make_opening(other_org).stages[0], "licence", QuestionType.SHORT_TEXT)
+    archived = make_question(w.questionnaire, "old", QuestionType.SHORT_TEXT)
     archived.archived_at = utcnow()
     db.session.commit()
     errors = refused(
@@ -915,8 +898,8 @@ def test_the_dry_run_checks_the_rule_first(w, applicants):
 # --- cloning ----------------------------------------------------------------------------------
 
 
-def test_clone_copies_rules_onto_the_copys_stages_and_questions(w):
-    archived = add_question(w.questionnaire, "old", QuestionType.SHORT_TEXT)
+def test_clone_copies_rules_onto_the_copys_stages_and_questions(w, make_question):
+    archived = make_question(w.questionnaire, "old", QuestionType.SHORT_TEXT)
     time_rule = rule_editing.create(
         w.actor,
         w.oid,
