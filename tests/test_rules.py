@@ -545,3 +545,36 @@ def test_a_new_time_rule_counts_from_when_those_already_there_entered(driver, ma
     assert abs(due[recent.id] - (now - timedelta(days=2))) < timedelta(seconds=1)
     assert rules.sweep() == (2, 2)
     assert stage_of(old) == stage_of(recent) == "Waiting List"
+
+
+def test_two_due_timers_of_one_applicant_in_one_chunk_move_them_once(
+    driver, make_rule, make_applicant
+):
+    opening, stages, *_ = driver
+    review = stages["Final Review"]
+    for days, target in ((30, "Waiting List"), (31, "Ready to Drive")):
+        make_rule(review, Trigger.TIME_IN_STAGE, move_to(stages[target]), delay_minutes=days * 1440)
+    with time_machine.travel(utcnow(), tick=False) as clock:
+        applicant = make_applicant(opening, stages["Document Upload"])
+        moves.move(member(opening.org_id), applicant.public_id, review.public_id)
+        clock.shift(timedelta(days=32))
+        assert rules.run_due() == (2, 1)
+    assert stage_of(applicant) == "Waiting List"
+    assert [t.outcome for t in timers()] == ["fired", "stale"]
+    assert types(applicant).count("applicant.moved") == 2  # the drag, then the rule
+
+
+def test_enter_many_writes_only_rows_that_still_hold_their_version(driver, make_applicant):
+    opening, stages, *_ = driver
+    kept, changed = (make_applicant(opening, stages["Questionnaire"], n) for n in ("A", "B"))
+    target = stages["Final Review"]
+    written = moves.enter_many(
+        [
+            moves.Entry(kept.id, kept.version, target.id, "m", kept.stage_entry + 1),
+            moves.Entry(changed.id, changed.version - 1, target.id, "n", changed.stage_entry + 1),
+        ]
+    )
+    db.session.commit()
+    assert written == {kept.id}
+    assert (stage_of(kept), stage_of(changed)) == ("Final Review", "Questionnaire")
+    assert db.session.get(Applicant, kept.id).stage_entry == 2

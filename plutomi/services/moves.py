@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, text, update
 
 from plutomi import ranks
 from plutomi.extensions import db
 from plutomi.models import Applicant, ApplicantStatus, Membership, Role, Stage, utcnow
+from plutomi.models.base import UTCDateTime
 from plutomi.services import rules, throttle
 from plutomi.services.errors import Conflict, Invalid, NotFound
 from plutomi.services.events import Actor, record_applicant
@@ -157,6 +158,100 @@ def _rank(applicant: Applicant, stage: Stage, after_id: str | None, before_id: s
 # --- moves ---------------------------------------------------------------------------------
 
 
+def _entry_values(stage_id: int, entry: int, now) -> dict:
+    """What entering a stage sets on the applicant row, besides its rank and version."""
+    return {
+        "stage_id": stage_id,
+        "entered_stage_at": now,
+        "stage_completed_at": None,
+        "stage_entry": entry,
+    }
+
+
+def _write(applicant_id: int, version: int, values: dict) -> bool:
+    """The conditional UPDATE of every move: only while the applicant still holds the version
+    it was read with and is active, so a change committed in between is never overwritten."""
+    result = db.session.execute(
+        update(Applicant)
+        .where(
+            Applicant.id == applicant_id,
+            Applicant.version == version,
+            Applicant.status == ApplicantStatus.ACTIVE,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def stage_fields(from_stage: Stage, to_stage: Stage) -> dict[str, str]:
+    """The stages an applicant.moved event names, however the move was written."""
+    return {
+        "from_stage": from_stage.name,
+        "to_stage": to_stage.name,
+        "from_stage_id": from_stage.public_id,
+        "to_stage_id": to_stage.public_id,
+    }
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One applicant entering a stage, for enter_many."""
+
+    applicant_id: int
+    version: int  # as read: written only if it still holds
+    stage_id: int
+    rank: str
+    entry: int  # the stage entry this makes
+
+
+# enter_many on PostgreSQL: place()'s conditional UPDATE for many rows in one statement;
+# RETURNING says which were written.
+_ENTER_MANY = text(
+    "UPDATE applicants SET stage_id = m.stage_id, rank = m.rank,"
+    " version = applicants.version + 1, entered_stage_at = :now, stage_completed_at = NULL,"
+    " stage_entry = m.entry"
+    " FROM unnest(CAST(:ids AS integer[]), CAST(:versions AS integer[]),"
+    " CAST(:stages AS integer[]), CAST(:ranks AS varchar[]), CAST(:entries AS integer[]))"
+    " AS m(id, version, stage_id, rank, entry)"
+    " WHERE applicants.id = m.id AND applicants.version = m.version"
+    " AND applicants.status = :active"
+    " RETURNING applicants.id"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+def enter_many(entries: list[Entry]) -> set[int]:
+    """Write many stage entries at once, each under the same condition as place()'s; returns
+    the ids of the applicants written. The caller records their events and runs the rules of
+    the stages entered (a batch of due timers does, in rules._Chunk). The caller commits."""
+    now = utcnow()
+    if db.engine.dialect.name == "postgresql":
+        rows = db.session.execute(
+            _ENTER_MANY,
+            {
+                "now": now,
+                "active": ApplicantStatus.ACTIVE.value,
+                "ids": [e.applicant_id for e in entries],
+                "versions": [e.version for e in entries],
+                "stages": [e.stage_id for e in entries],
+                "ranks": [e.rank for e in entries],
+                "entries": [e.entry for e in entries],
+            },
+        )
+        return set(rows.scalars())
+    # SQLite runs in-process: one statement per row costs no round trips.
+    return {
+        e.applicant_id
+        for e in entries
+        if _write(
+            e.applicant_id,
+            e.version,
+            {"rank": e.rank, "version": Applicant.version + 1}
+            | _entry_values(e.stage_id, e.entry, now),
+        )
+    }
+
+
 def place(
     applicant: Applicant,
     from_stage: Stage,
@@ -177,33 +272,15 @@ def place(
     if changed:
         # The version condition below guarantees no entry happened since this was read.
         entry = applicant.stage_entry + 1
-        values |= {
-            "stage_id": to_stage.id,
-            "entered_stage_at": utcnow(),
-            "stage_completed_at": None,
-            "stage_entry": entry,
-        }
-    result = db.session.execute(
-        update(Applicant)
-        .where(
-            Applicant.id == applicant.id,
-            Applicant.version == version,
-            Applicant.status == ApplicantStatus.ACTIVE,
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
+        values |= _entry_values(to_stage.id, entry, utcnow())
+    if not _write(applicant.id, version, values):
         return None
     if changed:
         record_applicant(
             "applicant.moved",
             applicant,
             actor=actor,
-            from_stage=from_stage.name,
-            to_stage=to_stage.name,
-            from_stage_id=from_stage.public_id,
-            to_stage_id=to_stage.public_id,
+            **stage_fields(from_stage, to_stage),
             **payload,
         )
     else:

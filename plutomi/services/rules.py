@@ -61,7 +61,7 @@ from plutomi.models import (
     utcnow,
 )
 from plutomi.models.base import UTCDateTime
-from plutomi.services import conditions
+from plutomi.services import conditions, moves
 from plutomi.services.events import Actor, record_applicant
 
 log = logging.getLogger(__name__)
@@ -279,8 +279,6 @@ def _emit(rule: Rule, applicant: Applicant, stage: Stage, action: dict, why: str
 
 
 def _move(rule: Rule, context: _Context, stage: Stage, action: dict, why: str) -> bool:
-    from plutomi.services import moves  # moves calls back into entered(): import at use
-
     applicant = context.applicant
     target = _stages_of(rule.opening_id).get(action.get("stage", ""))
     if target is None:
@@ -401,7 +399,7 @@ def entered(applicant: Applicant, stage: Stage, *, entry: int, chain: int = 0) -
 def created(applicant: Applicant, stage: Stage, *, answered: bool) -> None:
     """A new applicant in its first stage, its answers written and the stage completed (the
     form checks every required question): entry rules, then answer rules, then completion."""
-    if entered(applicant, stage, entry=applicant.stage_entry or 1):
+    if entered(applicant, stage, entry=applicant.stage_entry):
         return
     if answered and fire(applicant, Trigger.ANSWERS_SUBMITTED):
         return
@@ -592,33 +590,15 @@ def _running_chunk() -> _Chunk | None:
     return db.session().info.get(_CHUNK)
 
 
-# All of a chunk's moves as one conditional UPDATE: each row only if the applicant still holds
-# the version it was read with and is active, as moves.place's own UPDATE; RETURNING says
-# which rows were written, so a changed applicant is skipped, never overwritten.
-_MOVE_MANY = text(
-    "UPDATE applicants SET stage_id = m.stage_id, rank = m.rank,"
-    " version = applicants.version + 1, entered_stage_at = :now, stage_completed_at = NULL,"
-    " stage_entry = m.entry"
-    " FROM unnest(CAST(:ids AS integer[]), CAST(:versions AS integer[]),"
-    " CAST(:stages AS integer[]), CAST(:ranks AS varchar[]), CAST(:entries AS integer[]))"
-    " AS m(id, version, stage_id, rank, entry)"
-    " WHERE applicants.id = m.id AND applicants.version = m.version"
-    " AND applicants.status = :active"
-    " RETURNING applicants.id"
-).bindparams(bindparam("now", type_=UTCDateTime()))
-
-
 @dataclass(slots=True)
 class _Move:
     rule: Rule
     applicant: Applicant
     source: Stage
     target: Stage
-    rank: str
     why: str
     chain: int
-    version: int  # as read; the UPDATE writes only if it still holds
-    entry: int  # the stage entry this move makes
+    entry: moves.Entry
 
 
 class _Chunk:
@@ -637,16 +617,17 @@ class _Chunk:
 
     def add_move(self, rule, applicant, source, target, rank, why, chain: int = 1) -> None:
         # The version condition guarantees no entry happened since these were read.
-        entry = applicant.stage_entry + 1
-        move = _Move(rule, applicant, source, target, rank, why, chain, applicant.version, entry)
-        self.pending.append(move)
+        entry = moves.Entry(
+            applicant.id, applicant.version, target.id, rank, applicant.stage_entry + 1
+        )
+        self.pending.append(_Move(rule, applicant, source, target, why, chain, entry))
         self.applicants.add(applicant.id)
 
     def write_moves(self) -> None:
         pending, self.pending, self.applicants = self.pending, [], set()
         if not pending:
             return
-        written = _update_moves(pending)
+        written = moves.enter_many([move.entry for move in pending])
         for move in pending:
             applicant = move.applicant
             if applicant.id not in written:
@@ -655,10 +636,7 @@ class _Chunk:
                 "applicant.moved",
                 applicant,
                 actor=rule_actor(move.rule),
-                from_stage=move.source.name,
-                to_stage=move.target.name,
-                from_stage_id=move.source.public_id,
-                to_stage_id=move.target.public_id,
+                **moves.stage_fields(move.source, move.target),
                 reason="rule",
                 **_payload(move.rule, move.why),
             )
@@ -667,7 +645,7 @@ class _Chunk:
                 # stage entered): fresh from the database, as place() has it. Otherwise the
                 # commit expires it, so reloading it would be a wasted round trip.
                 db.session.expire(applicant)
-            entered(applicant, move.target, entry=move.entry, chain=move.chain)
+            entered(applicant, move.target, entry=move.entry.entry, chain=move.chain)
 
     def insert_events(self) -> None:
         """Insert the events recorded so far, after what the session holds pending (written
@@ -701,47 +679,6 @@ _EVENTS_MANY = text(
     " AS e(org_id, opening_id, applicant_id, type, actor_type, actor_id, payload, created_at, n)"
     " ORDER BY e.n"
 )
-
-
-def _update_moves(pending: list[_Move]) -> set[int]:
-    """Write the moves' conditional UPDATEs; returns the ids of the applicants updated."""
-    now = utcnow()
-    if db.engine.dialect.name == "postgresql":
-        rows = db.session.execute(
-            _MOVE_MANY,
-            {
-                "now": now,
-                "active": ApplicantStatus.ACTIVE.value,
-                "ids": [m.applicant.id for m in pending],
-                "versions": [m.version for m in pending],
-                "stages": [m.target.id for m in pending],
-                "ranks": [m.rank for m in pending],
-                "entries": [m.entry for m in pending],
-            },
-        )
-        return set(rows.scalars())
-    written = set()
-    for move in pending:  # SQLite runs in-process: no round trips to save
-        result = db.session.execute(
-            update(Applicant)
-            .where(
-                Applicant.id == move.applicant.id,
-                Applicant.version == move.version,
-                Applicant.status == ApplicantStatus.ACTIVE,
-            )
-            .values(
-                rank=move.rank,
-                version=Applicant.version + 1,
-                stage_id=move.target.id,
-                entered_stage_at=now,
-                stage_completed_at=None,
-                stage_entry=move.entry,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:
-            written.add(move.applicant.id)
-    return written
 
 
 def _finish(token: str, outcomes: dict[int, str], error: str | None = None) -> bool:
