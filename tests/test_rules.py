@@ -578,3 +578,16 @@ def test_enter_many_writes_only_rows_that_still_hold_their_version(driver, make_
     assert written == {kept.id}
     assert (stage_of(kept), stage_of(changed)) == ("Final Review", "Questionnaire")
     assert db.session.get(Applicant, kept.id).stage_entry == 2
+
+
+def test_an_entry_rule_sending_them_back_to_the_deleted_stage_is_skipped(driver, make_rule):
+    opening, stages, city, age = driver
+    doomed, target = stages["Questionnaire"], stages["Final Review"]
+    make_rule(target, Trigger.STAGE_ENTERED, move_to(doomed), name="Bounce back")
+    applicant = apply(opening, city, age)
+    owner = member(opening.org_id)
+    moved = openings.delete_stage(owner, opening.public_id, doomed.public_id, target.public_id)
+    assert moved == 1
+    assert stage_of(applicant) == "Final Review"
+    skipped = db.session.scalar(select(Event).where(Event.type == "rule.action_skipped"))
+    assert skipped.payload["reason"] == "its target stage was deleted"

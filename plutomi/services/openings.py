@@ -25,7 +25,7 @@ from plutomi.models import (
     utcnow,
 )
 from plutomi.ranks import between
-from plutomi.services import rules
+from plutomi.services import moves, rules
 from plutomi.services.errors import Invalid
 from plutomi.services.events import Actor, record, record_applicant
 from plutomi.services.fields import CONTROL_CHARACTER, clean_name, has_control_characters
@@ -500,12 +500,15 @@ def move_stage(actor: Membership, opening_id: str, stage_id: str, direction: str
     return reorder_stages(actor, opening_id, _moved(ids, stage.public_id, direction))
 
 
-def _move_applicants(actor: Membership, opening: Opening, source: Stage, target: Stage) -> int:
-    """Every applicant of source to the end of target, each move an applicant.moved event."""
+def _move_applicants(
+    actor: Membership, opening: Opening, source: Stage, target: Stage
+) -> list[Applicant]:
+    """Every applicant of source to the end of target, each move an applicant.moved event.
+    Returns the active ones, whose entry rules the caller runs once source is gone."""
     last = db.session.scalar(
         select(func.max(Applicant.rank)).where(Applicant.stage_id == target.id)
     )
-    moved = 0
+    moved = []
     now = utcnow()
     for applicant in db.session.scalars(
         select(Applicant).where(Applicant.stage_id == source.id).order_by(Applicant.rank)
@@ -521,14 +524,11 @@ def _move_applicants(actor: Membership, opening: Opening, source: Stage, target:
             "applicant.moved",
             applicant,
             actor=_actor(actor),
-            from_stage=source.name,
-            to_stage=target.name,
+            **moves.stage_fields(source, target),
             reason="stage_deleted",
         )
         if applicant.status == ApplicantStatus.ACTIVE:
-            # Rules fire however an applicant enters a stage, this way too.
-            rules.entered(applicant, target, entry=applicant.stage_entry)
-        moved += 1
+            moved.append(applicant)
     return moved
 
 
@@ -561,7 +561,7 @@ def delete_stage(
             "choose the stage they move to.",
             "move_to",
         )
-    moved = _move_applicants(actor, opening, stage, target) if count else 0
+    moved = _move_applicants(actor, opening, stage, target) if count else []
     keeper = target or (
         max(
             (s for s in others if s.position <= stage.position),
@@ -588,12 +588,17 @@ def delete_stage(
         opening,
         stage=stage.public_id,
         name=stage.name,
-        applicants_moved=moved,
+        applicants_moved=count,
         moved_to=target.name if target else None,
     )
     db.session.delete(stage)
+    db.session.flush()
+    for applicant in moved:
+        # Rules fire however an applicant enters a stage, this way too; only now, so a rule
+        # moving them back into the deleted stage finds it gone and is skipped.
+        rules.entered(applicant, target, entry=applicant.stage_entry)
     db.session.commit()
-    return moved
+    return count
 
 
 # --- questions -----------------------------------------------------------------------------
