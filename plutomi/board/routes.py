@@ -168,13 +168,16 @@ def more_cards(opening_id: str, stage_id: str):
 
 def _columns_response(opening: Opening, f: boards.BoardFilter, stage_ids: set[int], status: int):
     """The given columns redrawn from the server, as out-of-band swaps."""
-    data = boards.board(opening, f, questions=g.get("board_questions"), only=stage_ids)
+    stages = boards.stages_of(opening)
+    data = boards.board(
+        opening, f, questions=g.get("board_questions"), only=stage_ids, stages=stages
+    )
     return render_template(
         "board/_refresh.html",
         board=data,
         opening=opening,
         columns=data.columns,
-        stages=boards.stages_of(opening),
+        stages=stages,
         membership=current_membership(),
     ), status
 

@@ -318,7 +318,8 @@ class Board:
     filter: BoardFilter
     card_questions: list[Question]
     filter_questions: list[Question]
-    cursor: int
+    # The live poll's starting point; None on a redraw of some columns, which has no poll.
+    cursor: int | None
 
     @property
     def stages(self) -> list[Stage]:
@@ -403,11 +404,13 @@ def board(
     limit: int = PAGE,
     questions: tuple[list[Question], list[Question]] | None = None,
     only: set[int] | None = None,
+    stages: list[Stage] | None = None,
 ) -> Board:
-    """Every column's count and first page, dressed; `questions` are board_questions() if
-    the caller has read them already (to parse the filter); `only` limits it to those stages."""
+    """Every column's count and first page, dressed; `questions` are board_questions() and
+    `stages` stages_of() if the caller has read them already; `only` limits it to those
+    stages."""
     f = f or BoardFilter()
-    stages = [s for s in stages_of(opening) if only is None or s.id in only]
+    stages = [s for s in stages or stages_of(opening) if only is None or s.id in only]
     card_questions, filter_questions = questions or board_questions(opening)
     ids = [stage.id for stage in stages]
     stage_counts = counts(ids, f)
@@ -417,7 +420,8 @@ def board(
     for card in every_card:
         dressed[card.stage_id].append(card)
     columns = [Column(stage, stage_counts.get(stage.id, 0), dressed[stage.id]) for stage in stages]
-    return Board(opening, columns, f, card_questions, filter_questions, cursor(opening))
+    live = cursor(opening) if only is None else None
+    return Board(opening, columns, f, card_questions, filter_questions, live)
 
 
 def next_page(
