@@ -21,12 +21,11 @@ from plutomi.models import (
     QuestionType,
     Rule,
     Stage,
-    Timer,
     Trigger,
     User,
     utcnow,
 )
-from plutomi.services import orgs, passwords
+from plutomi.services import orgs, passwords, rules
 from plutomi.services.events import Actor, record, record_applicant
 
 EMAIL = "demo@example.com"
@@ -144,8 +143,7 @@ def load(password: str | None = None) -> tuple[bool, str | None]:
     db.session.flush()
     questions = _questions(opening, stages)
     templates = _templates(org.id)
-    rules = _rules(opening, stages, templates)
-    waiting = rules[0]
+    waiting = _rules(opening, stages, templates)[0]
     for name, size in STAGES:
         stage = stages[name]
         for rank in ranks.spread(size):
@@ -164,19 +162,10 @@ def load(password: str | None = None) -> tuple[bool, str | None]:
             db.session.add(applicant)
             db.session.flush()
             record_applicant("applicant.created", applicant, actor=system, stage=stage.name)
-            if name == "Questionnaire":
-                # The 30-day timer each one got on entering; the oldest fall due at once, so
-                # the first sweep after `make run` shows the rule at work.
-                db.session.add(
-                    Timer(
-                        org_id=org.id,
-                        applicant_id=applicant.id,
-                        rule_id=waiting.id,
-                        stage_entry=1,
-                        due_at=entered + timedelta(minutes=THIRTY_DAYS),
-                    )
-                )
             _answer(applicant, questions, rng, everything=name != "Questionnaire")
+    # The 30-day timer of everyone in the questionnaire, counted from when they entered: the
+    # oldest fall due at once, so the first sweep after `make run` shows the rule at work.
+    rules.schedule(waiting)
     record("opening.published", actor=Actor.user(user), org_id=org.id, opening_id=opening.id)
     db.session.commit()
     return True, password
