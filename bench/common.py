@@ -1,17 +1,21 @@
-"""What every scenario shares: the database URL, gunicorn with an access log of server times,
-the HTTP client and the timings."""
+"""What every scenario shares: the database URL and bulk seeding, gunicorn with an access log
+of server times, the HTTP client, threads of clients, the timings and the result rows."""
 
 from __future__ import annotations
 
 import http.client
 import os
+import re
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +39,129 @@ def scalar(database_url: str, sql: str, **params: Any) -> Any:
     return value
 
 
+# --- seeding in bulk -----------------------------------------------------------------------
+
+
+def bulk_mode(conn) -> None:
+    """For the rest of this transaction, skip the per-row triggers for rows consistent by
+    construction: the foreign keys' (most of the seeding time) and the ones that keep the
+    per-stage counts (migration 0005), so call recount_stages() before the commit. Needs a
+    superuser; else the triggers just run."""
+    from sqlalchemy import text
+
+    if conn.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar():
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+
+
+def recount_stages(conn, opening_id: int) -> None:
+    """Set the opening's per-stage counts of active applicants from the rows, as the triggers
+    bulk_mode() turned off would have kept them."""
+    from sqlalchemy import text
+
+    conn.execute(
+        text(
+            "INSERT INTO stage_counts (stage_id, active) SELECT stage_id, count(*)"
+            " FROM applicants WHERE opening_id = :opening AND status = 'active'"
+            " GROUP BY stage_id ON CONFLICT (stage_id) DO UPDATE"
+            " SET active = EXCLUDED.active"
+        ),
+        {"opening": opening_id},
+    )
+
+
+def drop_indexes(conn, tables: list[str]) -> list[str]:
+    """Drop the tables' indexes other than the primary keys (unique constraints included);
+    returns the statements that make them again."""
+    from sqlalchemy import text
+
+    rows = conn.execute(
+        text(
+            "SELECT t.relname, i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid),"
+            " c.conname, pg_get_constraintdef(c.oid)"
+            " FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid"
+            " LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.contype = 'u'"
+            " WHERE t.relname = ANY(:tables) AND t.relnamespace = 'public'::regnamespace"
+            " AND NOT i.indisprimary"
+        ),
+        {"tables": tables},
+    ).all()
+    again = []
+    for table, index, index_ddl, constraint, constraint_ddl in rows:
+        if constraint:
+            conn.execute(text(f'ALTER TABLE "{table}" DROP CONSTRAINT "{constraint}"'))
+            again.append(f'ALTER TABLE "{table}" ADD CONSTRAINT "{constraint}" {constraint_ddl}')
+        else:
+            conn.execute(text(f"DROP INDEX {index}"))
+            again.append(index_ddl)
+    return again
+
+
+@dataclass
+class NewOpening:
+    id: int
+    public_id: str
+    stage_ids: list[int]  # by position
+    stage_pids: list[str]  # the stages' public ids, by position
+
+
+def insert_opening(
+    conn, org_id: int, name: str, slug: str, stages: list[str], now: datetime, age: timedelta
+) -> NewOpening:
+    """One published opening, created `age` before `now`, and its stages in that order."""
+    from sqlalchemy import text
+
+    from plutomi.models import new_public_id
+
+    opening_pid = new_public_id()
+    opening_id = conn.execute(
+        text(
+            "INSERT INTO openings (public_id, created_at, org_id, name, slug, description,"
+            " state) VALUES (:pid, :at, :org, :name, :slug, '', 'published') RETURNING id"
+        ),
+        {"pid": opening_pid, "at": now - age, "org": org_id, "name": name, "slug": slug},
+    ).scalar_one()
+    stage_pids = [new_public_id() for _ in stages]
+    stage_ids = [
+        conn.execute(
+            text(
+                "INSERT INTO stages (public_id, created_at, org_id, opening_id, name, position)"
+                " VALUES (:pid, :at, :org, :opening, :name, :position) RETURNING id"
+            ),
+            {
+                "pid": pid,
+                "at": now,
+                "org": org_id,
+                "opening": opening_id,
+                "name": stage,
+                "position": position,
+            },
+        ).scalar_one()
+        for position, (stage, pid) in enumerate(zip(stages, stage_pids, strict=True))
+    ]
+    return NewOpening(opening_id, opening_pid, stage_ids, stage_pids)
+
+
+def vacuum(engine, tables: str = "") -> None:
+    """VACUUM (ANALYZE): moves leave heap pages not all-visible, and then the board's counts
+    read the heap too; every timed run starts from a vacuumed table."""
+    from sqlalchemy import text
+
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"VACUUM (ANALYZE) {tables}"))
+
+
+def vacuum_url(database_url: str, tables: str = "") -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(driver_url(database_url))
+    vacuum(engine, tables)
+    engine.dispose()
+
+
 # --- gunicorn ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -51,7 +174,7 @@ class Server:
     logged since a mark()."""
 
     def __init__(self, target: str, env: dict[str, str], logdir: Path, name: str):
-        self.port = _free_port()
+        self.port = free_port()
         self.log = logdir / f"{name}.log"
         self.access = logdir / f"{name}-access.log"
         gunicorn = Path(sys.executable).parent / "gunicorn"
@@ -128,6 +251,9 @@ class Server:
 
 # --- the client ----------------------------------------------------------------------------
 
+# The CSRF token of a page's form (its hidden field).
+CSRF = re.compile(rb'name="csrf_token"[^>]*value="([^"]+)"')
+
 
 def ms(seconds: list[float], q: float) -> float:
     """The q-quantile (nearest rank) in milliseconds; 0 for no samples."""
@@ -199,3 +325,94 @@ class Client:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def run_threads(
+    worker: Callable[[int], None],
+    threads: int,
+    ready: threading.Barrier,
+    stop_at: list[float],
+    seconds: float,
+) -> float:
+    """worker(0) ... worker(threads - 1), each in a thread of its own that waits at `ready` (a
+    Barrier(threads + 1): this waits there too) before its timed part. Once all are ready,
+    stop_at[0] becomes `seconds` from now (until then it is far ahead); returns the seconds
+    from then until the last thread ended."""
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    stop_at[0] = time.perf_counter() + seconds + 3600  # set properly once all are ready
+    for thread in pool:
+        thread.start()
+    ready.wait()
+    started = time.perf_counter()
+    stop_at[0] = started + seconds
+    for thread in pool:
+        thread.join()
+    return time.perf_counter() - started
+
+
+def with_server_times(
+    server: Server, method: str, suffix: str, run: Callable[[], Timing]
+) -> Timing:
+    """run() -> Timing, with the server times gunicorn logged for its requests."""
+    mark = server.mark()
+    before = cpu_times()
+    timing = run()
+    timing.steal = steal_share(before, cpu_times())
+    timing.server = server.server_times(mark, method, suffix, len(timing.latencies))
+    # The warm-up requests came before the timed ones: keep the last ones, as many as timed.
+    timing.server = timing.server[max(0, len(timing.server) - len(timing.latencies)) :]
+    return timing
+
+
+# --- the machine ---------------------------------------------------------------------------
+
+
+def cpu_times() -> list[int] | None:
+    """The machine's CPU time counters (Linux /proc/stat: user, nice, system, idle, iowait,
+    irq, softirq, steal, ...), or None elsewhere."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(x) for x in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_share(before: list[int] | None, after: list[int] | None) -> float | None:
+    """The share of CPU time the hypervisor gave to other guests between two cpu_times():
+    on a shared virtual machine, time the run waited for cores it did not get."""
+    if not before or not after or len(before) < 8:
+        return None
+    total = sum(after[:8]) - sum(before[:8])
+    return (after[7] - before[7]) / total if total else None
+
+
+# --- the results ---------------------------------------------------------------------------
+
+
+def _numbers(timing: Timing) -> dict[str, Any]:
+    return {
+        "p50_ms": round(timing.p50, 2),
+        "p95_ms": round(timing.p95, 2),
+        "server_p50_ms": round(timing.server_p50, 2),
+        "server_p95_ms": round(timing.server_p95, 2),
+        "throughput_per_s": round(timing.rate, 1),
+        "requests": len(timing.latencies),
+        "server_logged": len(timing.server),
+        "ok": timing.ok,
+        "failed": timing.failed,
+        "cpu_steal_share": round(timing.steal, 3) if timing.steal is not None else None,
+    }
+
+
+def row(scenario, timing: Timing, floor: Timing, ratio, ratio_means, target, met, **extra):
+    """One scenario's result: its numbers and the floor's, the ratio and the target."""
+    return {
+        "scenario": scenario,
+        **_numbers(timing),
+        "floor": _numbers(floor),
+        "ratio": round(ratio, 2),
+        "ratio_means": ratio_means,
+        "target": target,
+        "met": met,
+        **extra,
+    }

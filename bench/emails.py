@@ -26,7 +26,7 @@ import sys
 import time
 from typing import Any
 
-from bench.common import ROOT, Timing, _free_port
+from bench.common import ROOT, Timing, cpu_times, free_port, row, steal_share
 
 TARGET_PER_S = 200.0
 SUBJECT = "Your documents for {{ opening_name }}"
@@ -79,7 +79,7 @@ def sink(port: int) -> int:
 
 class Sink:
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench.emails", "sink", str(self.port)],
             cwd=ROOT,
@@ -207,12 +207,10 @@ def time_floor(port: int, messages: list, batch: int) -> Timing:
     return timing
 
 
-def scenario(args, config: dict[str, Any], target: dict[str, Any], row) -> dict[str, Any]:
-    """Seed, then time the floor and the worker against one sink. `row` builds a result row
-    (bench.run.row)."""
+def scenario(args, config: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
+    """Seed, then time the floor and the worker against one sink."""
     from sqlalchemy import func, select
 
-    from bench.run import cpu_times, steal_share
     from plutomi import create_app
     from plutomi.extensions import db
     from plutomi.models import Event, OutboxMessage, OutboxState

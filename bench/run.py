@@ -31,7 +31,20 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/run.py`
     sys.path.insert(0, str(ROOT))
 
-from bench.common import Client, Server, Timing, driver_url, scalar  # noqa: E402
+from bench.common import (  # noqa: E402
+    CSRF,
+    Client,
+    Server,
+    Timing,
+    cpu_times,
+    driver_url,
+    row,
+    run_threads,
+    scalar,
+    steal_share,
+    vacuum_url,
+    with_server_times,
+)
 
 RESULTS = ROOT / "bench" / "results"
 DB_NAME = "bench_plutomi"
@@ -190,7 +203,6 @@ def time_board(port: int, requests: int, expect_rows: int) -> Timing:
 
 
 FIELD = re.compile(rb'name="(q_[a-z0-9]{16})"')
-CSRF = re.compile(rb'name="csrf_token"[^>]*value="([^"]+)"')
 
 
 def time_applications(
@@ -248,16 +260,7 @@ def time_applications(
             timing.ok += ok
             timing.failed += failed
 
-    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for thread in pool:
-        thread.start()
-    stop_at[0] = time.perf_counter() + seconds + 3600  # set properly once all are ready
-    ready.wait()
-    started = time.perf_counter()
-    stop_at[0] = started + seconds
-    for thread in pool:
-        thread.join()
-    timing.elapsed = time.perf_counter() - started
+    timing.elapsed = run_threads(worker, threads, ready, stop_at, seconds)
     for error in errors:
         print("  !", error, file=sys.stderr)
     return timing, min(next(counter), limit)
@@ -296,53 +299,6 @@ def code_version() -> dict[str, Any]:
     return {"commit": git("rev-parse", "--short", "HEAD"), "app_uncommitted_changes": bool(changed)}
 
 
-def cpu_times() -> list[int] | None:
-    """The machine's CPU time counters (Linux /proc/stat: user, nice, system, idle, iowait,
-    irq, softirq, steal, ...), or None elsewhere."""
-    try:
-        with open("/proc/stat") as stat:
-            return [int(x) for x in stat.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-
-
-def steal_share(before: list[int] | None, after: list[int] | None) -> float | None:
-    """The share of CPU time the hypervisor gave to other guests between two cpu_times():
-    on a shared virtual machine, time the run waited for cores it did not get."""
-    if not before or not after or len(before) < 8:
-        return None
-    total = sum(after[:8]) - sum(before[:8])
-    return (after[7] - before[7]) / total if total else None
-
-
-def _numbers(timing: Timing) -> dict[str, Any]:
-    return {
-        "p50_ms": round(timing.p50, 2),
-        "p95_ms": round(timing.p95, 2),
-        "server_p50_ms": round(timing.server_p50, 2),
-        "server_p95_ms": round(timing.server_p95, 2),
-        "throughput_per_s": round(timing.rate, 1),
-        "requests": len(timing.latencies),
-        "server_logged": len(timing.server),
-        "ok": timing.ok,
-        "failed": timing.failed,
-        "cpu_steal_share": round(timing.steal, 3) if timing.steal is not None else None,
-    }
-
-
-def row(scenario, timing: Timing, floor: Timing, ratio, ratio_means, target, met, **extra):
-    return {
-        "scenario": scenario,
-        **_numbers(timing),
-        "floor": _numbers(floor),
-        "ratio": round(ratio, 2),
-        "ratio_means": ratio_means,
-        "target": target,
-        "met": met,
-        **extra,
-    }
-
-
 def print_table(rows: list[dict[str, Any]]) -> None:
     head = ["scenario", "p50 ms", "p95 ms", "srv p50", "srv p95", "throughput/s", "floor"]
     head += ["ratio", "target", "met?", "steal"]
@@ -370,18 +326,6 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
         if i == 0:
             print("  ".join("-" * w for w in widths))
-
-
-def with_server_times(server: Server, method: str, suffix: str, run) -> Timing:
-    """run() -> Timing, with the server times gunicorn logged for its requests."""
-    mark = server.mark()
-    before = cpu_times()
-    timing = run()
-    timing.steal = steal_share(before, cpu_times())
-    timing.server = server.server_times(mark, method, suffix, len(timing.latencies))
-    # The warm-up requests came before the timed ones: keep the last ones, as many as timed.
-    timing.server = timing.server[max(0, len(timing.server) - len(timing.latencies)) :]
-    return timing
 
 
 SCENARIOS = ("jobs", "apply", "board", "moves", "timers", "emails")
@@ -519,11 +463,11 @@ def main(argv: list[str] | None = None) -> int:
         if "timers" in only:
             from bench import timers
 
-            rows += timers.scenarios(args, config, target["org_id"], env, row)
+            rows += timers.scenarios(args, config, target["org_id"], env)
         if "emails" in only:
             from bench import emails
 
-            rows.append(emails.scenario(args, config, target, row))
+            rows.append(emails.scenario(args, config, target))
     finally:
         for server in servers:
             server.stop()
@@ -685,7 +629,7 @@ def moves_scenarios(args, floor: Server, app: Server, board, database_url) -> li
 
     def run(server: Server, pools, seconds: float, limit: int):
         movers = next(groups)
-        stage_board.vacuum_url(database_url, "applicants, events")
+        vacuum_url(database_url, "applicants, events")
         state = stage_board.mover_state(database_url, movers)
         before = stage_board.newest_event(database_url)
         timing = with_server_times(

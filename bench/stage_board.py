@@ -21,7 +21,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.common import Client, Timing, driver_url, scalar
+from bench.common import (
+    CSRF,
+    Client,
+    Timing,
+    bulk_mode,
+    driver_url,
+    drop_indexes,
+    insert_opening,
+    recount_stages,
+    run_threads,
+    scalar,
+    vacuum,
+)
 
 OPENING_SLUG = "board-100k"
 # The issue's targets, on a 2-core machine with PostgreSQL.
@@ -32,7 +44,6 @@ MOVES_TARGET_PER_S = 400.0  # sustained, over HTTP
 SMALL_STAGES = [("Phone screen", 300), ("Interview", 150), ("Trial shift", 80)]
 SMALL_STAGES += [("Offer", 40), ("Hired", 20)]
 BIG_STAGE = "Applied"
-PAGE = 50  # plutomi.services.board.PAGE: the first page of every column
 # The first stage's questions: (key, type, label, options, show_on_card).
 QUESTIONS = [
     ("vehicle", "single_choice", "Vehicle", ["Car", "Van", "Bike", "Scooter"], True),
@@ -70,54 +81,31 @@ def seed(config: dict[str, Any], org_id: int, applicants: int, movers: int, user
 
     from plutomi import ranks
     from plutomi.models import new_public_id
+    from plutomi.services.board import PAGE
 
     started = time.perf_counter()
     engine = create_engine(config["SQLALCHEMY_DATABASE_URI"])
     now = datetime.now(UTC).replace(tzinfo=None)
     sizes = [(BIG_STAGE, applicants), *SMALL_STAGES]
-    stage_pids = [new_public_id() for _ in sizes]
     with engine.begin() as conn:
-        # The rows are consistent by construction: skip the foreign keys' per-row triggers,
-        # which would be most of the seeding time (needs a superuser; else they just run).
-        if conn.execute(
-            text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-        ).scalar():
-            conn.execute(text("SET LOCAL session_replication_role = replica"))
+        # The rows are consistent by construction: no per-row triggers (the stage counts are
+        # set at the end).
+        bulk_mode(conn)
         # And build the big tables' secondary indexes once, after the rows are in, rather
         # than row by row: they are dropped here and made again before the commit.
-        indexes = _drop_indexes(conn, BULK_TABLES)
-        opening_pid = new_public_id()
-        opening_id = conn.execute(
-            text(
-                "INSERT INTO openings (public_id, created_at, org_id, name, slug, description,"
-                " state) VALUES (:pid, :at, :org, 'Delivery Driver (national)', :slug, '',"
-                " 'published') RETURNING id"
-            ),
-            # Older than the 500 others: the public job board's newest 200 stay the same.
-            {
-                "pid": opening_pid,
-                "at": now - timedelta(days=1000),
-                "org": org_id,
-                "slug": OPENING_SLUG,
-            },
-        ).scalar_one()
-        stage_ids = [
-            conn.execute(
-                text(
-                    "INSERT INTO stages (public_id, created_at, org_id, opening_id, name, position)"
-                    " VALUES (:pid, :at, :org, :opening, :name, :position) RETURNING id"
-                ),
-                {
-                    "pid": pid,
-                    "at": now,
-                    "org": org_id,
-                    "opening": opening_id,
-                    "name": name,
-                    "position": position,
-                },
-            ).scalar_one()
-            for position, ((name, _), pid) in enumerate(zip(sizes, stage_pids, strict=True))
-        ]
+        indexes = drop_indexes(conn, BULK_TABLES)
+        # Older than the 500 others: the public job board's newest 200 stay the same.
+        opening = insert_opening(
+            conn,
+            org_id,
+            "Delivery Driver (national)",
+            OPENING_SLUG,
+            [name for name, _ in sizes],
+            now,
+            age=timedelta(days=1000),
+        )
+        opening_id, opening_pid = opening.id, opening.public_id
+        stage_ids, stage_pids = opening.stage_ids, opening.stage_pids
         conn.execute(
             text(
                 "INSERT INTO questions (public_id, created_at, org_id, opening_id, stage_id, key,"
@@ -135,7 +123,7 @@ def seed(config: dict[str, Any], org_id: int, applicants: int, movers: int, user
                     "key": key,
                     "type": kind,
                     "label": label,
-                    "options": _json(options),
+                    "options": json.dumps(options),
                     "position": position,
                     "on_card": on_card,
                 }
@@ -232,6 +220,7 @@ def seed(config: dict[str, Any], org_id: int, applicants: int, movers: int, user
         )
         for ddl in indexes:
             conn.execute(text(ddl))
+        recount_stages(conn, opening_id)
     vacuum(engine)
     engine.dispose()
 
@@ -257,58 +246,10 @@ def seed(config: dict[str, Any], org_id: int, applicants: int, movers: int, user
 BULK_TABLES = ["applicants", "answers", "events"]
 
 
-def _drop_indexes(conn, tables: list[str]) -> list[str]:
-    """Drop the tables' indexes other than the primary keys (unique constraints included);
-    returns the statements that make them again."""
-    from sqlalchemy import text
-
-    rows = conn.execute(
-        text(
-            "SELECT t.relname, i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid),"
-            " c.conname, pg_get_constraintdef(c.oid)"
-            " FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid"
-            " LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.contype = 'u'"
-            " WHERE t.relname = ANY(:tables) AND t.relnamespace = 'public'::regnamespace"
-            " AND NOT i.indisprimary"
-        ),
-        {"tables": tables},
-    ).all()
-    again = []
-    for table, index, index_ddl, constraint, constraint_ddl in rows:
-        if constraint:
-            conn.execute(text(f'ALTER TABLE "{table}" DROP CONSTRAINT "{constraint}"'))
-            again.append(f'ALTER TABLE "{table}" ADD CONSTRAINT "{constraint}" {constraint_ddl}')
-        else:
-            conn.execute(text(f"DROP INDEX {index}"))
-            again.append(index_ddl)
-    return again
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value)
-
-
-def vacuum(engine, tables: str = "") -> None:
-    """VACUUM (ANALYZE): moves leave heap pages not all-visible, and then the board's counts
-    read the heap too; every timed run starts from a vacuumed table."""
-    from sqlalchemy import text
-
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f"VACUUM (ANALYZE) {tables}"))
-
-
-def vacuum_url(database_url: str, tables: str = "") -> None:
-    from sqlalchemy import create_engine
-
-    engine = create_engine(driver_url(database_url))
-    vacuum(engine, tables)
-    engine.dispose()
-
-
 # --- logging in ----------------------------------------------------------------------------
 
-LOGIN_CSRF = re.compile(rb'name="csrf_token"[^>]*value="([^"]+)"')
-HX_CSRF = re.compile(rb'"X-CSRFToken": "([^"]+)"')
+# base.html's token for htmx's X-CSRFToken header (static/js/app.js sends it).
+HX_CSRF = re.compile(rb'id="csrf-token" data-token="([^"]+)"')
 
 
 class Recruiter(Client):
@@ -318,7 +259,7 @@ class Recruiter(Client):
 
     def login(self, email: str) -> None:
         status, _, page = self.request("GET", "/login")
-        token = LOGIN_CSRF.search(page)
+        token = CSRF.search(page)
         if status != 200 or token is None:
             raise RuntimeError(f"GET /login: {status}")
         body = urllib.parse.urlencode(
@@ -451,7 +392,7 @@ def time_moves(
     timing = MoveTiming()
     errors: list[str] = []
     ready = threading.Barrier(threads + 1)
-    stop_at = [time.perf_counter() + 3600.0]  # set properly once all are ready
+    stop_at = [0.0]  # set by run_threads
 
     def worker(number: int) -> None:
         rng = random.Random(number)
@@ -499,15 +440,7 @@ def time_moves(
             for kind, count in kinds.items():
                 timing.kinds[kind] = timing.kinds.get(kind, 0) + count
 
-    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for thread in pool:
-        thread.start()
-    ready.wait()
-    started = time.perf_counter()
-    stop_at[0] = started + seconds
-    for thread in pool:
-        thread.join()
-    timing.elapsed = time.perf_counter() - started
+    timing.elapsed = run_threads(worker, threads, ready, stop_at, seconds)
     for error in errors:
         print("  !", error, file=sys.stderr)
     return timing

@@ -28,7 +28,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, Timing
+from bench.common import (
+    ROOT,
+    Timing,
+    bulk_mode,
+    driver_url,
+    drop_indexes,
+    insert_opening,
+    recount_stages,
+    row,
+    vacuum,
+)
 
 # The issue's targets, on a 2-core machine with PostgreSQL.
 TARGET_SECONDS = 60.0  # every due timer evaluated and moved by one worker
@@ -67,15 +77,6 @@ def _naive_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)  # the columns hold naive UTC
 
 
-def _bulk(conn):
-    """Skip the per-row triggers (foreign keys, stage counters) for rows consistent by
-    construction (needs a superuser; else they just run). The counters are set after."""
-    from sqlalchemy import text
-
-    if conn.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar():
-        conn.execute(text("SET LOCAL session_replication_role = replica"))
-
-
 def seed_applicants(engine, org_id: int, applicants: int, due: int) -> TimerSeed:
     """The opening, its stages and time rule, and `applicants` applicants in its Questionnaire
     (entry 1, not completed), in one INSERT ... SELECT with the secondary indexes built after.
@@ -83,48 +84,21 @@ def seed_applicants(engine, org_id: int, applicants: int, due: int) -> TimerSeed
     batch's applicants are scattered over the table as real ones would be."""
     from sqlalchemy import text
 
-    from bench.stage_board import _drop_indexes, vacuum
     from plutomi import ranks
     from plutomi.models import new_public_id
 
     started = time.perf_counter()
     now = _naive_now()
     stride = applicants // due
-    stage_pids = [new_public_id() for _ in STAGES]
     with engine.begin() as conn:
-        _bulk(conn)
-        indexes = _drop_indexes(conn, ["applicants"])
-        opening_id = conn.execute(
-            text(
-                "INSERT INTO openings (public_id, created_at, org_id, name, slug, description,"
-                " state) VALUES (:pid, :at, :org, 'Delivery Driver', :slug, '', 'published')"
-                " RETURNING id"
-            ),
-            # Older than the 500 others: the public job board's newest 200 stay the same.
-            {
-                "pid": new_public_id(),
-                "at": now - timedelta(days=2000),
-                "org": org_id,
-                "slug": OPENING_SLUG,
-            },
-        ).scalar_one()
-        stage_ids = {
-            name: conn.execute(
-                text(
-                    "INSERT INTO stages (public_id, created_at, org_id, opening_id, name, position)"
-                    " VALUES (:pid, :at, :org, :opening, :name, :position) RETURNING id"
-                ),
-                {
-                    "pid": pid,
-                    "at": now,
-                    "org": org_id,
-                    "opening": opening_id,
-                    "name": name,
-                    "position": position,
-                },
-            ).scalar_one()
-            for position, (name, pid) in enumerate(zip(STAGES, stage_pids, strict=True))
-        }
+        bulk_mode(conn)
+        indexes = drop_indexes(conn, ["applicants"])
+        # Older than the 500 others: the public job board's newest 200 stay the same.
+        opening = insert_opening(
+            conn, org_id, "Delivery Driver", OPENING_SLUG, STAGES, now, age=timedelta(days=2000)
+        )
+        opening_id, stage_pids = opening.id, opening.stage_pids
+        stage_ids = dict(zip(STAGES, opening.stage_ids, strict=True))
         rule_id = conn.execute(
             text(
                 "INSERT INTO rules (public_id, created_at, updated_at, org_id, opening_id,"
@@ -178,17 +152,8 @@ def seed_applicants(engine, org_id: int, applicants: int, due: int) -> TimerSeed
         )
         for ddl in indexes:
             conn.execute(text(ddl))
-        if _has_stage_counts(conn):
-            # The triggers that keep the per-stage counts were off for the bulk insert.
-            conn.execute(
-                text(
-                    "INSERT INTO stage_counts (stage_id, active) SELECT stage_id, count(*)"
-                    " FROM applicants WHERE opening_id = :opening AND status = 'active'"
-                    " GROUP BY stage_id ON CONFLICT (stage_id) DO UPDATE"
-                    " SET active = EXCLUDED.active"
-                ),
-                {"opening": opening_id},
-            )
+        # The triggers that keep the per-stage counts were off for the bulk insert.
+        recount_stages(conn, opening_id)
     vacuum(engine, "applicants")
     return TimerSeed(
         org_id=org_id,
@@ -201,23 +166,15 @@ def seed_applicants(engine, org_id: int, applicants: int, due: int) -> TimerSeed
     )
 
 
-def _has_stage_counts(conn) -> bool:
-    from sqlalchemy import text
-
-    return conn.execute(text("SELECT to_regclass('stage_counts') IS NOT NULL")).scalar()
-
-
 def seed_timers(engine, seed: TimerSeed) -> None:
     """One pending timer per applicant, set at its stage entry as rules.entered does (due 30
     days after it, so none is due yet), with the timers' indexes built after."""
     from sqlalchemy import text
 
-    from bench.stage_board import _drop_indexes, vacuum
-
     started = time.perf_counter()
     with engine.begin() as conn:
-        _bulk(conn)
-        indexes = _drop_indexes(conn, ["timers"])
+        bulk_mode(conn)
+        indexes = drop_indexes(conn, ["timers"])
         conn.execute(
             text(
                 "INSERT INTO timers (org_id, applicant_id, rule_id, stage_entry, due_at, state)"
@@ -237,8 +194,6 @@ def make_due(engine, seed: TimerSeed, which: str) -> None:
     day, in an order unrelated to the applicants' ids (a claim's rows are scattered)."""
     from sqlalchemy import text
 
-    from bench.stage_board import vacuum
-
     params = {"now": _naive_now(), "opening": seed.opening_id, "pattern": SETS[which] + "%"}
     with engine.begin() as conn:
         conn.execute(
@@ -257,10 +212,9 @@ def make_due(engine, seed: TimerSeed, which: str) -> None:
             ),
             params,
         )
-        # Each run starts from vacuumed tables: the other set's moves left dead rows, and a
-        # move's trigger updates its two stages' counter rows, which bloat fast without it.
-        counts = ", stage_counts" if _has_stage_counts(conn) else ""
-    vacuum(engine, "applicants, timers, events" + counts)
+    # Each run starts from vacuumed tables: the other set's moves left dead rows, and a
+    # move's trigger updates its two stages' counter rows, which bloat fast without it.
+    vacuum(engine, "applicants, timers, events, stage_counts")
 
 
 def verify(engine, seed: TimerSeed, which: str) -> dict[str, int]:
@@ -504,8 +458,8 @@ def _backend_cpu(pid: int) -> float | None:
 
 
 def engine_worker(profile: str | None = None) -> dict[str, Any]:
-    """What an RQ worker does with a backlog: jobs.timers.sweep, again as soon as it returns
-    (it re-enqueues itself when its budget runs out), until a run finds nothing due."""
+    """What an RQ worker does with a backlog: jobs.timers.sweep run after run, as the cron's
+    ticks enqueue it (here without the wait for the next tick), until a run finds nothing due."""
     started = time.perf_counter()
     import jobs
     from jobs import timers as timer_jobs
@@ -717,7 +671,7 @@ def floor_worker() -> dict[str, Any]:
     from plutomi.services import rules
 
     url = os.environ["DATABASE_URL"]
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    engine = create_engine(driver_url(url))
     usage = Usage(engine)
     startup = time.perf_counter() - started
     batches: list[float] = []
@@ -782,12 +736,10 @@ def _cpu(report: dict[str, Any]) -> dict[str, float | None]:
     }
 
 
-def scenarios(args, config: dict[str, Any], org_id: int, env: dict[str, str], row) -> list[dict]:
+def scenarios(args, config: dict[str, Any], org_id: int, env: dict[str, str]) -> list[dict]:
     """Seed, measure the idle sweep at 0 and at every timer waiting, then one worker on the
-    engine's due set and one on the floor's. `row` builds a result row (bench.run.row)."""
+    engine's due set and one on the floor's."""
     from sqlalchemy import create_engine
-
-    from bench.stage_board import vacuum
 
     applicants, due = args.timer_applicants, args.timer_due
     engine = create_engine(config["SQLALCHEMY_DATABASE_URI"])

@@ -10,7 +10,7 @@ from flask import abort
 from flask_wtf import FlaskForm
 
 from plutomi.extensions import db
-from plutomi.services.errors import ServiceError
+from plutomi.services.errors import InvalidFields, ServiceError
 from plutomi.tenancy import current_membership
 
 
@@ -27,9 +27,12 @@ def as_member(action: Callable[..., Any], *args: Any) -> tuple[Any, ServiceError
 
 
 def show_error(form: FlaskForm, error: ServiceError) -> None:
-    """Put a service's message next to its field, or above the form when it names none."""
-    field = getattr(form, error.field, None) if error.field else None
-    if field is not None and hasattr(field, "errors"):
-        field.errors = [*field.errors, error.message]
-    else:
-        form.form_errors.append(error.message)
+    """Put a service's message next to its field, or above the form when it names none; an
+    InvalidFields puts each of its messages next to its own field."""
+    messages = error.errors if isinstance(error, InvalidFields) else {error.field: error.message}
+    for name, message in messages.items():
+        field = getattr(form, name, None) if name else None
+        if field is not None and hasattr(field, "errors"):
+            field.errors = [*field.errors, message]
+        else:
+            form.form_errors.append(message)

@@ -17,6 +17,7 @@ from email.header import Header
 from email.message import Message
 from email.policy import compat32
 from email.utils import formataddr, formatdate, parseaddr
+from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
 from flask import current_app
@@ -28,10 +29,14 @@ from plutomi.services.events import Actor
 from plutomi.services.outbox import sender
 
 
+@lru_cache(maxsize=8)
+def _host(base_url: str) -> str:
+    return urlsplit(base_url).hostname or "plutomi.localhost"
+
+
 def message_id(message: OutboxMessage) -> str:
-    host = urlsplit(current_app.config["BASE_URL"]).hostname or "plutomi.localhost"
     # Stable across retries, so a receiving server can drop a duplicate.
-    return f"<{message.public_id}@{host}>"
+    return f"<{message.public_id}@{_host(current_app.config['BASE_URL'])}>"
 
 
 # The legacy (compat32) message API: it builds and serialises a message about three times
@@ -49,6 +54,7 @@ def _text_header(value: str) -> str | Header:
     return value if value.isascii() else Header(value, "utf-8")
 
 
+@lru_cache(maxsize=8)  # keyed by MAIL_FROM: parsed once, not for every email
 def _address(value: str) -> str:
     name, address = parseaddr(value)
     return formataddr((name, address), charset="utf-8") if address else value
@@ -110,18 +116,15 @@ _REFUSED = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SM
 _DISCONNECTED = (smtplib.SMTPServerDisconnected, ConnectionError)
 
 
-def _drop() -> None:
-    """Forget the session without a QUIT (it is broken, or its state is unknown)."""
-    client, _session.client, _session.url = _session.client, None, None
-    if client is not None:
-        with contextlib.suppress(OSError):
-            client.close()
-
-
-def close() -> None:
-    """End this thread's session politely; the outbox calls it after each batch."""
+def close(polite: bool = True) -> None:
+    """End this thread's session: politely (QUIT) when the outbox calls it after each batch;
+    with polite=False, forget it without a QUIT (it is broken, or its state is unknown)."""
     client, _session.client, _session.url = _session.client, None, None
     if client is None:
+        return
+    if not polite:
+        with contextlib.suppress(OSError):
+            client.close()
         return
     try:
         client.quit()
@@ -131,7 +134,7 @@ def close() -> None:
 
 def _open(url: str) -> smtplib.SMTP:
     if _session.client is not None:
-        _drop()  # opened for another SMTP_URL (another app in this process)
+        close(polite=False)  # opened for another SMTP_URL (another app in this process)
     client = _smtp(url)
     _session.client, _session.url = client, url
     return client
@@ -145,7 +148,7 @@ def _send_smtp(url: str, mail: Message) -> None:
     except _REFUSED:
         raise
     except _DISCONNECTED:
-        _drop()
+        close(polite=False)
         if not reused:
             raise
         # The relay ended a session we kept open (idle timeout, messages per session): one
@@ -153,10 +156,10 @@ def _send_smtp(url: str, mail: Message) -> None:
         try:
             _open(url).send_message(mail)
         except BaseException:
-            _drop()
+            close(polite=False)
             raise
     except BaseException:
-        _drop()
+        close(polite=False)
         raise
 
 

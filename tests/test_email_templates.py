@@ -27,7 +27,6 @@ from plutomi.models import (
     OutboxMessage,
     OutboxState,
     Role,
-    Rule,
     Trigger,
     User,
 )
@@ -142,7 +141,7 @@ def test_what_could_reach_python_or_blow_up_is_refused_when_saved(app, body, wha
     assert caught.value.errors["body"].startswith("Line 1: ")
 
 
-def test_the_sandbox_still_blocks_attributes_at_render(app, make_org, make_opening):
+def test_the_sandbox_still_blocks_attributes_at_render():
     # The second wall: a template that skipped check() (written straight to the database, say)
     # reaches no Python object through the sandboxed environment.
     with pytest.raises(SecurityError):
@@ -368,22 +367,16 @@ def test_another_orgs_template_is_a_404(app, make_org):
     assert template.name == "Secret Template"
 
 
-def test_a_template_a_rule_sends_cannot_be_deleted(app, make_org, make_opening):
+def test_a_template_a_rule_sends_cannot_be_deleted(app, make_org, make_opening, make_rule):
     org = make_org("Acme")
     opening = make_opening(org)
     template = make_template(org)
-    db.session.add(
-        Rule(
-            org_id=org.id,
-            opening_id=opening.id,
-            stage_id=opening.stages[0].id,
-            position=0,
-            name="Greet new drivers",
-            trigger=Trigger.STAGE_ENTERED,
-            actions=[{"type": "email", "template": template.public_id}],
-        )
+    make_rule(
+        opening.stages[0],
+        Trigger.STAGE_ENTERED,
+        [{"type": "email", "template": template.public_id}],
+        name="Greet new drivers",
     )
-    db.session.commit()
     client = logged_in(app, owner_of(org))
     response = client.post(f"/settings/email-templates/{template.public_id}/delete")
     assert response.status_code == 302
@@ -412,7 +405,7 @@ def test_send_writes_an_outbox_row_with_the_text_and_working_links(
     links = count(MagicLink)
 
     message = email_templates.send(
-        template, applicant, actor=Actor.system(), stage=opening.stages[1], reason="stage entered"
+        template, applicant, actor=Actor.system(), stage=opening.stages[1], why="stage entered"
     )
     db.session.commit()
 
@@ -464,7 +457,7 @@ def test_an_unsubscribed_applicant_gets_only_essential_templates(
     unsubscribes.unsubscribe(applicant)
 
     actor = Actor("rule", 7)
-    assert email_templates.send(update, applicant, actor=actor, reason="time in stage") is None
+    assert email_templates.send(update, applicant, actor=actor, why="time in stage") is None
     assert count(OutboxMessage) == 0
     [skipped] = events("applicant.email_skipped")
     assert (skipped.applicant_id, skipped.actor_type, skipped.actor_id) == (applicant.id, "rule", 7)
@@ -784,7 +777,7 @@ def test_mail_of_a_deleted_applicant_is_sent_without_an_event(
     assert events("applicant.emailed") == []
 
 
-def test_the_timeline_tells_a_skipped_email(app):
+def test_the_timeline_tells_a_skipped_email():
     assert timeline.describe(
         "applicant.email_skipped", {"template_name": "Reminder", "reason": "unsubscribed"}
     ) == ("Email “Reminder” not sent: the applicant unsubscribed from non-essential email")

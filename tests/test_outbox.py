@@ -249,7 +249,8 @@ def test_retry_now_delivers_a_dead_row(make_app, smtp_server, run_jobs):
     with smtp_app.test_request_context():
         dead = row(message_id)
         assert dead.state == OutboxState.DEAD
-        outbox.retry_now(dead)
+        outbox.requeue(OutboxMessage.id == dead.id)
+        db.session.commit()
         assert row(message_id).state == OutboxState.PENDING
         assert any(message_id in ids for ids in queued_ids())
 

@@ -586,7 +586,7 @@ def test_stage_entered_cannot_test_a_question_of_a_later_stage(w):
 # --- editing, deleting, ordering --------------------------------------------------------------
 
 
-def test_update_changes_the_rule_and_sets_its_timers_again(w, make_applicant):
+def test_update_changes_the_rule_and_drops_its_pending_timers_when_disabled(w, make_applicant):
     saved = rule_editing.create(
         w.actor,
         w.oid,
@@ -727,13 +727,17 @@ def test_only_those_who_edit_openings_edit_rules(app, w, make_member):
         ("GET", f"/openings/{oid}/stages/{sid}/rules"),
         ("GET", f"/openings/{oid}/stages/{sid}/rules/new"),
         ("POST", f"/openings/{oid}/stages/{sid}/rules/new"),
-        ("POST", f"/openings/{oid}/stages/{sid}/rules/dry-run"),
         ("GET", f"/openings/{oid}/rules/{rid}/edit"),
         ("POST", f"/openings/{oid}/rules/{rid}/delete"),
         ("POST", f"/openings/{oid}/rules/{rid}/move"),
         ("POST", f"/openings/{oid}/stages/{sid}/rules/order"),
     ]:
         assert client.open(url, method=method, data={"name": "x"}).status_code == 403, url
+    # The dry run is a post of the rule form too.
+    dry_run = client.post(
+        f"/openings/{oid}/stages/{sid}/rules/new", data={"name": "x", "dry_run": "1"}
+    )
+    assert dry_run.status_code == 403
     assert db.session.scalar(select(func.count()).select_from(Rule)) == 1
 
     recruiter = make_member(w.org, Role.RECRUITER)
@@ -759,11 +763,16 @@ def test_another_orgs_rules_are_a_404(app, w, make_org, make_opening):
         ("GET", f"/openings/{theirs.public_id}/rules/{saved.public_id}/edit"),
         ("POST", f"/openings/{theirs.public_id}/rules/{saved.public_id}/delete"),
         ("POST", f"/openings/{theirs.public_id}/rules/{saved.public_id}/move"),
-        ("POST", f"/openings/{theirs.public_id}/stages/{theirs.stages[0].public_id}/rules/dry-run"),
     ]:
         response = client.open(url, method=method, data={"rule": saved.public_id})
         assert response.status_code == 404, url
         assert "To review" not in response.text
+    # A dry run of our rule from their opening.
+    response = client.post(
+        f"/openings/{theirs.public_id}/rules/{saved.public_id}/edit", data={"dry_run": "1"}
+    )
+    assert response.status_code == 404
+    assert "To review" not in response.text
     assert db.session.scalar(select(func.count()).select_from(Rule)) == 1
 
 
@@ -1157,7 +1166,7 @@ def test_htmx_rows_come_one_at_a_time(client, w):
 def test_a_conditions_inputs_follow_its_question_and_operator(
     client, w, question, op, expect, not_expected
 ):
-    q = getattr(w, {"document": "document"}.get(question, question))
+    q = getattr(w, question)
     url = f"/openings/{w.oid}/stages/{w.questionnaire.public_id}/rules/condition-fields"
     page = client.get(
         url,
@@ -1185,19 +1194,23 @@ def test_action_fields_follow_the_action_type(client, w):
 
 def test_the_dry_run_over_http(client, w, applicants):
     sid = w.questionnaire.public_id
-    url = f"/openings/{w.oid}/stages/{sid}/rules/dry-run"
+    url = f"/openings/{w.oid}/stages/{sid}/rules/new"
     result = client.post(url, data=form_for(w, dry_run="1"), headers=HX)
     assert result.status_code == 200
     assert "Ada Car" in result.text and "Bo Car" in result.text and "Cy Van" not in result.text
     assert '<strong class="dry-run-count">2</strong>' in result.text
-    assert "<form" not in result.text
-    # Refused input: the form comes back around it, with errors next to their rows.
-    bad = client.post(url, data=form_for(w, **{"conditions-0-value": "Bike"}), headers=HX)
+    # htmx gets the form alone (it replaces itself), with the result in its place there.
+    assert "<html" not in result.text and '<form id="rule-form"' in result.text
+    assert re.search(r'<div id="dry-run"[^>]*>\s*<div class="dry-run-result"', result.text)
+    # Refused input: the form comes back with errors next to their rows.
+    bad = client.post(
+        url, data=form_for(w, dry_run="1", **{"conditions-0-value": "Bike"}), headers=HX
+    )
     assert bad.status_code == 422
-    assert bad.headers["HX-Retarget"] == "#rule-form"
+    assert "<html" not in bad.text and '<form id="rule-form"' in bad.text
     assert field_error(bad.text, "conditions-0-value") == "Choose one of the question's options."
     # Without JavaScript the dry run button posts the form to its own address.
-    page = client.post(f"/openings/{w.oid}/stages/{sid}/rules/new", data=form_for(w, dry_run="1"))
+    page = client.post(url, data=form_for(w, dry_run="1"))
     assert page.status_code == 200 and "Ada Car" in page.text and "<html" in page.text
     assert rule_editing.rules_of(w.questionnaire) == []
 
@@ -1223,7 +1236,7 @@ def test_edit_delete_and_order_over_http(client, w):
     assert 'value="First"' in page
     assert 'value="French" checked' in page and 'value="German" checked' in page
     assert 'id="conditions-1-value" name="conditions-1-value" value="70"' in page
-    assert f'name="rule" value="{first.public_id}"' in page
+    assert f'action="/openings/{w.oid}/rules/{first.public_id}/edit"' in page
     saved = client.post(edit_url, data=form_for(w, name="First, renamed"))
     assert saved.status_code == 302
     db.session.expire_all()

@@ -7,7 +7,7 @@ a plain form post gets a redirect back to the page, or the whole page with the e
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from plutomi import markdown, tenancy
 from plutomi.forms import as_member, show_error
@@ -16,7 +16,7 @@ from plutomi.models import Opening, Role
 from plutomi.openings import rule_form
 from plutomi.openings.forms import CloneForm, NewOpeningForm, OpeningForm, QuestionForm, StageForm
 from plutomi.services import applicants, openings, rule_editing
-from plutomi.services.errors import ServiceError
+from plutomi.services.errors import InvalidFields, ServiceError
 from plutomi.tenancy import current_membership, org_required
 
 bp = Blueprint("openings", __name__)
@@ -114,12 +114,20 @@ def _editor(opening: Opening, section: str | None = None, status: int = 200, **e
     return render_template(template, **context), status
 
 
-def _done(opening: Opening, section: str, message: str | None = None, anchor: str = ""):
+def _done(opening: Opening, section: str, message: str | None = None, anchor: str = "", stage=None):
+    """After a change: for htmx the section it changed, else a redirect back to its page. The
+    `rules` section is the rules page of `stage`; the others are the editor's."""
     if message:
         flash(message, "success")
-    if _partial_wanted():
-        return _editor(opening, section)
-    return redirect(url_for("openings.edit", opening_id=opening.public_id) + anchor)
+    if section == "rules":
+        if _partial_wanted():
+            return _rules_page(opening, stage)
+        url = url_for("openings.rules", opening_id=opening.public_id, stage_id=stage.public_id)
+    else:
+        if _partial_wanted():
+            return _editor(opening, section)
+        url = url_for("openings.edit", opening_id=opening.public_id)
+    return redirect(url + anchor)
 
 
 @bp.route("/openings/<pid:opening_id>/edit", methods=["GET", "POST"])
@@ -377,24 +385,12 @@ def _rules_page(opening: Opening, stage, status: int = 200, error: str | None = 
     return render_template(template, **context), status
 
 
-def _rules_done(opening: Opening, stage, message: str | None = None, anchor: str = ""):
-    if message:
-        flash(message, "success")
-    if _partial_wanted():
-        return _rules_page(opening, stage)
-    url = url_for("openings.rules", opening_id=opening.public_id, stage_id=stage.public_id)
-    return redirect(url + anchor)
-
-
-def _errors(error: ServiceError | None) -> dict[str, str]:
-    if error is None:
-        return {}
-    return dict(getattr(error, "errors", None) or {error.field or "form": error.message})
-
-
-def _rule_form_page(opening: Opening, stage, data, rule=None, status: int = 200, **extra):
-    """The rule form as a page, or for htmx the form alone (dry run result included)."""
-    found = rule_editing.lookups(opening)
+def _rule_form_page(
+    opening: Opening, stage, data, rule=None, status: int = 200, found=None, **extra
+):
+    """The rule form as a page, or for htmx the form alone (dry run result included); found
+    is the lookups the rule was just checked against, if it was."""
+    found = found or rule_editing.lookups(opening)
     form = rule_form.view(data, found, stage, extra.pop("errors", {}))
     template = "rules/_form.html" if _partial_wanted() else "rules/form.html"
     context = {"opening": opening, "stage": stage, "rule": rule, "form": form, "dry": None}
@@ -407,21 +403,24 @@ def _rule_posted(opening: Opening, stage, rule=None):
     command = rule_form.command(request.form)
     if command in rule_form.EDITS:
         return _rule_form_page(opening, stage, data, rule)
-    if command == "dry_run":
-        result, error = as_member(rule_editing.dry_run, opening.public_id, stage.public_id, data)
-        status = 200 if error is None else 422
-        return _rule_form_page(
-            opening, stage, data, rule, status, errors=_errors(error), dry=result
-        )
-    if rule is None:
-        saved, error = as_member(rule_editing.create, opening.public_id, stage.public_id, data)
-    else:
-        saved, error = as_member(rule_editing.update, opening.public_id, rule.public_id, data)
-    if error is None:
-        flash(f"Rule “{saved.name}” saved.", "success")
-        url = url_for("openings.rules", opening_id=opening.public_id, stage_id=stage.public_id)
-        return redirect_to(f"{url}#rule-{saved.public_id}")
-    return _rule_form_page(opening, stage, data, rule, 422, errors=_errors(error))
+    # The services check the rule against these lookups, and a refused rule comes back with
+    # them. Not through as_member: its rollback would expire every row they hold, for the page
+    # to load one by one; a refusal comes before any write. 403 and 404 reach the error pages.
+    found = rule_editing.lookups(opening)
+    member = current_membership()
+    try:
+        if command == "dry_run":
+            dry = rule_editing.dry_run(member, opening.public_id, stage.public_id, data, found)
+            return _rule_form_page(opening, stage, data, rule, found=found, dry=dry)
+        if rule is None:
+            saved = rule_editing.create(member, opening.public_id, stage.public_id, data, found)
+        else:
+            saved = rule_editing.update(member, opening.public_id, rule.public_id, data, found)
+    except InvalidFields as error:
+        return _rule_form_page(opening, stage, data, rule, 422, found, errors=error.errors)
+    flash(f"Rule “{saved.name}” saved.", "success")
+    url = url_for("openings.rules", opening_id=opening.public_id, stage_id=stage.public_id)
+    return redirect_to(f"{url}#rule-{saved.public_id}")
 
 
 @bp.get("/openings/<pid:opening_id>/stages/<pid:stage_id>/rules")
@@ -449,26 +448,6 @@ def edit_rule(opening_id: str, rule_id: str):
     return _rule_posted(opening, rule.stage, rule)
 
 
-@bp.post("/openings/<pid:opening_id>/stages/<pid:stage_id>/rules/dry-run")
-@org_required(RECRUITER)
-def dry_run_rule(opening_id: str, stage_id: str):
-    """htmx: the dry run's result alone; refused input re-renders the form around it."""
-    opening, stage = _rules_stage(opening_id, stage_id)
-    rule = _rule_of(opening, request.form["rule"]) if request.form.get("rule") else None
-    data = rule_form.parse(request.form)
-    result, error = as_member(rule_editing.dry_run, opening.public_id, stage.public_id, data)
-    if error is None and _partial_wanted():
-        return render_template("rules/_dry_run.html", dry=result)
-    page, status = _rule_form_page(
-        opening, stage, data, rule, 200 if error is None else 422, errors=_errors(error), dry=result
-    )
-    response = make_response(page, status)
-    if _partial_wanted():
-        response.headers["HX-Retarget"] = "#rule-form"
-        response.headers["HX-Reswap"] = "outerHTML"
-    return response
-
-
 @bp.post("/openings/<pid:opening_id>/rules/<pid:rule_id>/delete")
 @org_required(RECRUITER)
 def delete_rule(opening_id: str, rule_id: str):
@@ -476,7 +455,7 @@ def delete_rule(opening_id: str, rule_id: str):
     rule = _rule_of(opening, rule_id)
     stage = rule.stage
     as_member(rule_editing.delete, opening.public_id, rule.public_id)
-    return _rules_done(opening, stage, f"Rule “{rule.name}” deleted.")
+    return _done(opening, "rules", f"Rule “{rule.name}” deleted.", stage=stage)
 
 
 @bp.post("/openings/<pid:opening_id>/stages/<pid:stage_id>/rules/order")
@@ -486,7 +465,7 @@ def reorder_rules(opening_id: str, stage_id: str):
     _, error = as_member(rule_editing.reorder, opening.public_id, stage.public_id, _order("rule"))
     if error is not None:
         return _rules_page(opening, stage, 422, error.message)
-    return _rules_done(opening, stage)
+    return _done(opening, "rules", stage=stage)
 
 
 @bp.post("/openings/<pid:opening_id>/rules/<pid:rule_id>/move")
@@ -498,70 +477,52 @@ def move_rule(opening_id: str, rule_id: str):
     _, error = as_member(rule_editing.move, opening.public_id, rule.public_id, direction)
     if error is not None:
         return _rules_page(opening, rule.stage, 422, error.message)
-    return _rules_done(opening, rule.stage, anchor=f"#rule-{rule.public_id}")
+    return _done(opening, "rules", anchor=f"#rule-{rule.public_id}", stage=rule.stage)
 
 
 # The rows htmx asks for: a blank condition or action row (with the next "add" button), and a
-# condition's operator and value inputs for the question just chosen.
+# row's inputs for the question, operator or action type just chosen in it.
+
+
+def _rule_row(opening_id: str, stage_id: str, kind: str, template: str):
+    """One row ("condition" or "action") for the index asked, its fields as the query string
+    gives them (a blank row's come empty), with no errors."""
+    opening, stage = _rules_stage(opening_id, stage_id)
+    index = rule_form.row_index(request.args)
+    found = rule_editing.lookups(opening)
+    if kind == "condition":
+        condition = rule_form.condition_at(request.args, index)
+        parts = {
+            "row": rule_form.condition_row(index, condition, found),
+            "questions": rule_form.question_groups(found),
+        }
+    else:
+        parts = {
+            "action": rule_form.action_row(index, rule_form.action_at(request.args, index)),
+            "choices": rule_form.action_choices(found, stage),
+        }
+    return render_template(template, opening=opening, stage=stage, errors={}, **parts)
 
 
 @bp.get("/openings/<pid:opening_id>/stages/<pid:stage_id>/rules/condition-row")
 @org_required(RECRUITER)
 def rule_condition_row(opening_id: str, stage_id: str):
-    opening, stage = _rules_stage(opening_id, stage_id)
-    index = rule_form.row_index(request.args)
-    found = rule_editing.lookups(opening)
-    return render_template(
-        "rules/_new_condition.html",
-        opening=opening,
-        stage=stage,
-        row=rule_form.condition_row(index, rule_editing.ConditionInput(), found),
-        questions=rule_form.question_groups(found),
-        errors={},
-    )
+    return _rule_row(opening_id, stage_id, "condition", "rules/_new_condition.html")
 
 
 @bp.get("/openings/<pid:opening_id>/stages/<pid:stage_id>/rules/condition-fields")
 @org_required(RECRUITER)
 def rule_condition_fields(opening_id: str, stage_id: str):
-    opening, stage = _rules_stage(opening_id, stage_id)
-    index = rule_form.row_index(request.args)
-    condition = rule_form.condition_at(request.args, index)
-    found = rule_editing.lookups(opening)
-    return render_template(
-        "rules/_condition_fields.html",
-        opening=opening,
-        stage=stage,
-        row=rule_form.condition_row(index, condition, found),
-        errors={},
-    )
+    return _rule_row(opening_id, stage_id, "condition", "rules/_condition_fields.html")
 
 
 @bp.get("/openings/<pid:opening_id>/stages/<pid:stage_id>/rules/action-row")
 @org_required(RECRUITER)
 def rule_action_row(opening_id: str, stage_id: str):
-    opening, stage = _rules_stage(opening_id, stage_id)
-    index = rule_form.row_index(request.args)
-    form = rule_form.view(rule_form.blank(), rule_editing.lookups(opening), stage, {})
-    return render_template(
-        "rules/_new_action.html",
-        opening=opening,
-        stage=stage,
-        form=form,
-        action=rule_form.action_row(index, rule_editing.ActionInput(type="move")),
-    )
+    return _rule_row(opening_id, stage_id, "action", "rules/_new_action.html")
 
 
 @bp.get("/openings/<pid:opening_id>/stages/<pid:stage_id>/rules/action-fields")
 @org_required(RECRUITER)
 def rule_action_fields(opening_id: str, stage_id: str):
-    opening, stage = _rules_stage(opening_id, stage_id)
-    index = rule_form.row_index(request.args)
-    form = rule_form.view(rule_form.blank(), rule_editing.lookups(opening), stage, {})
-    return render_template(
-        "rules/_action_fields.html",
-        opening=opening,
-        stage=stage,
-        form=form,
-        action=rule_form.action_row(index, rule_form.action_at(request.args, index)),
-    )
+    return _rule_row(opening_id, stage_id, "action", "rules/_action_fields.html")

@@ -15,12 +15,12 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
-from plutomi.models import Question, QuestionType, Stage, Trigger
+from plutomi.models import EmailTemplate, Question, QuestionType, Stage, Trigger
 from plutomi.services import conditions
 from plutomi.services.conditions import Op
 from plutomi.services.rule_editing import (
     ACTION_LABELS,
-    TRIGGER_LABELS,
+    TRIGGERS,
     ActionInput,
     ConditionInput,
     Lookups,
@@ -143,9 +143,7 @@ def _widget(question: Question | None, op: str) -> str:
     if question is None:
         return "text"
     kind = question.type_enum
-    several = op == Op.ANY_OF or (
-        kind is QuestionType.MULTI_CHOICE and op in (Op.EQUALS, Op.NOT_EQUALS)
-    )
+    several = conditions.takes_list(op, kind)
     if kind.has_options:
         return "checkboxes" if several else "select"
     if kind is QuestionType.YES_NO:
@@ -194,6 +192,25 @@ def action_row(index: int, action: ActionInput) -> ActionRow:
 
 
 @dataclass(frozen=True)
+class ActionChoices:
+    """What an action row offers: the stages to move to, the org's email templates, and the
+    action types."""
+
+    stages: list[Stage]
+    templates: list[EmailTemplate]
+    types: list[tuple[str, str]]
+
+
+def action_choices(found: Lookups, stage: Stage) -> ActionChoices:
+    return ActionChoices(
+        # The stage itself is no target: a rule cannot move applicants where they are.
+        stages=[s for s in found.stages.values() if s.id != stage.id],
+        templates=list(found.templates.values()),
+        types=list(ACTION_LABELS.items()),
+    )
+
+
+@dataclass(frozen=True)
 class FormView:
     """Everything the rule form's templates need besides the opening and stage."""
 
@@ -202,22 +219,17 @@ class FormView:
     conditions: list[ConditionRow]
     actions: list[ActionRow]
     questions: list[tuple[str, list[Question]]]
-    stages: list[Stage]
-    templates: list
+    choices: ActionChoices
     triggers: list[tuple[str, str]]
-    action_types: list[tuple[str, str]]
-
-    def error(self, name: str) -> str | None:
-        return self.errors.get(name)
 
 
 def question_groups(found: Lookups) -> list[tuple[str, list[Question]]]:
     """The live questions grouped by stage name, in stage order, for an <optgroup> each."""
-    by_stage = {s.id: s for s in found.stages.values()}
-    groups: dict[int, list[Question]] = {}
-    for question in found.live_questions():
-        groups.setdefault(question.stage_id, []).append(question)
-    return [(by_stage[sid].name, qs) for sid, qs in groups.items() if sid in by_stage]
+    asked: dict[int, list[Question]] = {}
+    for question in sorted(found.questions.values(), key=lambda q: (q.position, q.id)):
+        if question.archived_at is None:
+            asked.setdefault(question.stage_id, []).append(question)
+    return [(s.name, asked[s.id]) for s in found.stages.values() if s.id in asked]
 
 
 def view(data: RuleInput, found: Lookups, stage: Stage, errors: dict[str, str]) -> FormView:
@@ -227,13 +239,8 @@ def view(data: RuleInput, found: Lookups, stage: Stage, errors: dict[str, str]) 
         conditions=[condition_row(i, c, found) for i, c in enumerate(data.conditions)],
         actions=[action_row(i, a) for i, a in enumerate(data.actions)],
         questions=question_groups(found),
-        # The stage itself is no target: a rule cannot move applicants where they are.
-        stages=sorted(
-            (s for s in found.stages.values() if s.id != stage.id), key=lambda s: s.position
-        ),
-        templates=list(found.templates.values()),
-        triggers=[(t.value, TRIGGER_LABELS[t]) for t in TRIGGER_LABELS],
-        action_types=list(ACTION_LABELS.items()),
+        choices=action_choices(found, stage),
+        triggers=[(t.value, words.label) for t, words in TRIGGERS.items()],
     )
 
 

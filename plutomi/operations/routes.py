@@ -19,11 +19,11 @@ from flask import (
     url_for,
 )
 
-from plutomi.extensions import db
+from plutomi.forms import as_member
 from plutomi.htmx import trigger
 from plutomi.models import Role
 from plutomi.services import operations
-from plutomi.services.errors import Invalid, ServiceError
+from plutomi.services.errors import Invalid
 from plutomi.tenancy import current_membership, org_required
 
 bp = Blueprint("operations", __name__)
@@ -88,13 +88,9 @@ def outbox_rows():
 def retry(message_id: str):
     membership = current_membership()
     status = 200
-    try:
-        operations.retry_now(membership, message_id)
-    except ServiceError as exc:
-        db.session.rollback()
-        if exc.status in (403, 404):
-            abort(exc.status, exc.message)
-        flash(exc.message, "error")
+    _, error = as_member(operations.retry_now, message_id)
+    if error is not None:
+        flash(error.message, "error")
         status = 422
     else:
         flash("The message is back in line and goes out in a moment.", "success")

@@ -15,7 +15,7 @@ from plutomi import tenancy
 from plutomi.forms import as_member, show_error
 from plutomi.models import EmailTemplate, Role
 from plutomi.services import email_templates
-from plutomi.services.errors import Invalid, InvalidFields, ServiceError
+from plutomi.services.errors import InvalidFields
 from plutomi.tenancy import current_membership, org_required
 
 bp = Blueprint("email_templates", __name__, url_prefix="/settings/email-templates")
@@ -38,12 +38,6 @@ class EmailTemplateForm(FlaskForm):
         description="Sent even to applicants who unsubscribed: an interview time, a decision. "
         "Leave it off for updates and reminders.",
     )
-
-
-def _show_errors(form: EmailTemplateForm, error: ServiceError) -> None:
-    """Every field's message next to its field (the service reports them all at once)."""
-    for field, message in getattr(error, "errors", {error.field: error.message}).items():
-        show_error(form, Invalid(message, field))
 
 
 def _preview_of(form: EmailTemplateForm) -> dict:
@@ -101,56 +95,42 @@ def new():
             body=STARTER_BODY,
         )
         return _editor(form, None)
-    form = EmailTemplateForm()
-    if form.validate_on_submit():
-        row, error = as_member(
-            email_templates.create,
-            form.name.data,
-            form.subject.data,
-            form.body.data,
-            form.essential.data,
-        )
-        if error is None:
-            flash(f"Template “{row.name}” saved.", "success")
-            return redirect(url_for("email_templates.index"))
-        _show_errors(form, error)
-    return _editor(form, None, 422)
+    return _save(None)
 
 
 @bp.get("/<pid:template_id>")
 @org_required()
 def edit(template_id: str):
-    row, _ = as_member(email_templates.get, template_id)
+    row = tenancy.get_or_404(EmailTemplate, template_id)
     return _editor(EmailTemplateForm(obj=row, formdata=None), row)
 
 
 @bp.post("/<pid:template_id>")
 @org_required(Role.ADMIN)
 def update(template_id: str):
-    row, _ = as_member(email_templates.get, template_id)
+    return _save(tenancy.get_or_404(EmailTemplate, template_id))
+
+
+def _save(template: EmailTemplate | None):
+    """A posted editor: create (template None) or update, else the editor with its errors."""
     form = EmailTemplateForm()
     if form.validate_on_submit():
-        saved, error = as_member(
-            email_templates.update,
-            template_id,
-            form.name.data,
-            form.subject.data,
-            form.body.data,
-            form.essential.data,
-        )
+        fields = (form.name.data, form.subject.data, form.body.data, form.essential.data)
+        if template is None:
+            saved, error = as_member(email_templates.create, *fields)
+        else:
+            saved, error = as_member(email_templates.update, template.public_id, *fields)
         if error is None:
             flash(f"Template “{saved.name}” saved.", "success")
             return redirect(url_for("email_templates.index"))
-        _show_errors(form, error)
-    return _editor(form, row, 422)
+        show_error(form, error)
+    return _editor(form, template, 422)
 
 
 @bp.post("/<pid:template_id>/delete")
 @org_required(Role.ADMIN)
 def delete(template_id: str):
-    row, _ = as_member(email_templates.get, template_id)
-    name = row.name
-    _, error = as_member(email_templates.delete, template_id)
+    name, error = as_member(email_templates.delete, template_id)
     if error is not None:
         flash(error.message, "error")
         return redirect(url_for("email_templates.edit", template_id=template_id))

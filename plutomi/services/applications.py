@@ -151,8 +151,15 @@ def _new_link(applicant: Applicant) -> str:
     return token
 
 
+def portal_url(applicant: Applicant) -> str:
+    """A fresh magic link for the applicant, as the absolute URL an email carries (each one is
+    a live credential). Built from BASE_URL, not url_for(_external=True): workers that send
+    email have no request to build on."""
+    return f"{current_app.config['BASE_URL']}/portal/{_new_link(applicant)}"
+
+
 def _mail_link(applicant: Applicant, template: str) -> None:
-    token = _new_link(applicant)
+    link = portal_url(applicant)
     opening = applicant.opening
     queue_email(
         applicant.email,
@@ -161,7 +168,7 @@ def _mail_link(applicant: Applicant, template: str) -> None:
         applicant=applicant,
         opening=opening,
         org=db.session.get(Org, opening.org_id),
-        token=token,
+        portal_url=link,
         ttl_days=current_app.config["APPLICANT_LINK_TTL"].days,
     )
 

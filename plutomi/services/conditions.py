@@ -62,6 +62,14 @@ def needs_value(op: str) -> bool:
     return op not in (Op.EMPTY, Op.NOT_EMPTY)
 
 
+def takes_list(op: str, kind: QuestionType) -> bool:
+    """Whether the operator's value is several values: any of, and a multiple choice
+    question's exact set of options (equals, not equals)."""
+    return op == Op.ANY_OF or (
+        kind is QuestionType.MULTI_CHOICE and op in (Op.EQUALS, Op.NOT_EQUALS)
+    )
+
+
 def _blank(answer: Any) -> bool:
     return answer is None or answer == "" or answer == []
 
@@ -179,5 +187,6 @@ __all__ = [
     "matches",
     "needs_value",
     "operators",
+    "takes_list",
     "test",
 ]

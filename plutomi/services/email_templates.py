@@ -35,7 +35,7 @@ from plutomi.models import (
     Stage,
     utcnow,
 )
-from plutomi.services import unsubscribes
+from plutomi.services import applications, mail, unsubscribes  # rules imports us at use
 from plutomi.services.errors import Invalid, InvalidFields
 from plutomi.services.events import Actor, record, record_applicant
 from plutomi.services.fields import CONTROL_CHARACTER, clean_name, has_control_characters
@@ -131,10 +131,6 @@ def _sample_context(org_name: str) -> dict[str, str]:
 # --- checking -------------------------------------------------------------------------------
 
 
-def _variable_list() -> str:
-    return ", ".join(VARIABLES)
-
-
 def _parse(source: str, field: str) -> nodes.Template:
     try:
         return _env.parse(source)
@@ -145,7 +141,7 @@ def _parse(source: str, field: str) -> nodes.Template:
 
 def _refuse_constructs(tree: nodes.Template, field: str) -> None:
     for node in tree.find_all(nodes.Node):
-        if isinstance(node, nodes.Filter) and node.name not in (*FILTERS, "d"):
+        if isinstance(node, nodes.Filter) and node.name not in _env.filters:
             raise Invalid(
                 f"Line {node.lineno}: the filter |{node.name} is not available in email "
                 f"templates. Use one of: {_FILTER_LIST}.",
@@ -170,7 +166,7 @@ def _check_source(source: str, field: str) -> frozenset[str]:
     unknown = sorted(used - VARIABLES.keys())
     if unknown:
         raise Invalid(
-            f"Unknown variable {{{{ {unknown[0]} }}}}. Use one of: {_variable_list()}.", field
+            f"Unknown variable {{{{ {unknown[0]} }}}}. Use one of: {', '.join(VARIABLES)}.", field
         )
     return frozenset(used)
 
@@ -323,28 +319,21 @@ def send(
     *,
     actor: Actor,
     stage: Stage | None = None,
-    reason: str | None = None,
+    why: str | None = None,
 ) -> OutboxMessage | None:
     """Render the template for the applicant and write its outbox row, in the caller's
     transaction (nothing is committed here). An applicant who unsubscribed gets only essential
     templates: otherwise an applicant.email_skipped event is written and None returned.
-    reason (why it is sent: "entered the stage") goes on to the applicant.emailed event."""
+    why (why it is sent: "entered the stage") goes on to the applicant.emailed event."""
     if not template.essential and unsubscribes.is_unsubscribed(applicant):
-        _skip(template, applicant, actor, "unsubscribed", reason)
+        _skip(template, applicant, actor, "unsubscribed", why)
         return None
-    # At use: applications fires rules, which send through this module.
-    from plutomi.services import applications
-
-    base = current_app.config["BASE_URL"]
     unsubscribe_link = unsubscribes.link_for(applicant)
     try:
         used = _compile(template.subject, "subject").variables
         used |= _compile(template.body, "body").variables
-        portal_link = ""
-        if "portal_link" in used:
-            # A fresh magic link only when the email shows one: each is a live credential. The
-            # path is public.portal_link's, built by hand: workers have no request to build on.
-            portal_link = f"{base}/portal/{applications._new_link(applicant)}"
+        # A fresh magic link only when the email shows one: each is a live credential.
+        portal_link = applications.portal_url(applicant) if "portal_link" in used else ""
         subject, text = render(
             template, applicant, stage, portal_link=portal_link, unsubscribe_link=unsubscribe_link
         )
@@ -352,22 +341,19 @@ def send(
         # Saved templates were checked, so this is rare; it must not undo the change that
         # sent it (an application, a move), so it is told on the timeline instead.
         log.warning("email template %s cannot render: %s", template.public_id, exc.message)
-        _skip(template, applicant, actor, "template_error", reason, error=exc.message)
+        _skip(template, applicant, actor, "template_error", why, error=exc.message)
         return None
-    payload = {
-        "to": applicant.email,
-        "subject": subject,
-        "text": text,
-        "template": template.public_id,
-        "applicant_id": applicant.id,
+    return mail.queue(
+        applicant.email,
+        subject,
+        text,
+        org_id=applicant.org_id,
+        template=template.public_id,
+        applicant_id=applicant.id,
         # Essential mail is sent whatever the applicant chose, so it offers no unsubscribe.
-        "unsubscribe": None if template.essential else unsubscribe_link,
-    }
-    if reason:
-        payload["why"] = reason
-    message = OutboxMessage(kind="email", org_id=applicant.org_id, payload=payload)
-    db.session.add(message)
-    return message
+        unsubscribe=None if template.essential else unsubscribe_link,
+        **({"why": why} if why else {}),
+    )
 
 
 # --- the org's templates --------------------------------------------------------------------
@@ -503,7 +489,8 @@ def rules_using(template: EmailTemplate) -> list[Rule]:
     ]
 
 
-def delete(actor: Membership, template_id: str) -> None:
+def delete(actor: Membership, template_id: str) -> str:
+    """Delete the template unless a rule sends it; returns its name (for the page to tell)."""
     require(actor, Role.ADMIN)
     row = get(actor, template_id)
     if using := rules_using(row):
@@ -519,5 +506,7 @@ def delete(actor: Membership, template_id: str) -> None:
         template=row.public_id,
         name=row.name,
     )
+    name = row.name
     db.session.delete(row)
     db.session.commit()
+    return name

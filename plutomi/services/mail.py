@@ -10,6 +10,20 @@ from plutomi.extensions import db
 from plutomi.models import OutboxMessage
 
 
+def queue(
+    to: str, subject: str, text: str, *, org_id: int | None, template: str, **extra: Any
+) -> OutboxMessage:
+    """An email's outbox row, added to the session (not committed); extra (an applicant_id, an
+    unsubscribe link...) goes into its payload."""
+    message = OutboxMessage(
+        kind="email",
+        org_id=org_id,
+        payload={"to": to, "subject": subject, "text": text, "template": template, **extra},
+    )
+    db.session.add(message)
+    return message
+
+
 def queue_email(
     to: str, template: str, *, org_id: int | None = None, **context: Any
 ) -> OutboxMessage:
@@ -17,15 +31,10 @@ def queue_email(
     context.setdefault("base_url", current_app.config["BASE_URL"])
     rendered = render_template(f"email/{template}.txt", **context)
     subject, _, body = rendered.strip().partition("\n")
-    message = OutboxMessage(
-        kind="email",
+    return queue(
+        to,
+        subject.removeprefix("Subject:").strip(),
+        body.strip() + "\n",
         org_id=org_id,
-        payload={
-            "to": to,
-            "subject": subject.removeprefix("Subject:").strip(),
-            "text": body.strip() + "\n",
-            "template": template,
-        },
+        template=template,
     )
-    db.session.add(message)
-    return message

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, func, select, text, update
 
 from plutomi import ranks
-from plutomi.extensions import db
+from plutomi.extensions import db, keeping_loaded
 from plutomi.models import Applicant, ApplicantStatus, Membership, Role, Stage, utcnow
 from plutomi.models.base import UTCDateTime
 from plutomi.services import rules, throttle
@@ -298,12 +298,8 @@ def _commit_keeping_loaded() -> None:
     """Commit without expiring what the session has loaded. A move's answer reads the stages,
     the opening and the member right after; this transaction changed none of them (place()
     expires the applicant it updated), so reloading each would be a wasted round trip."""
-    session = db.session()
-    session.expire_on_commit = False
-    try:
+    with keeping_loaded() as session:
         session.commit()
-    finally:
-        session.expire_on_commit = True
 
 
 def throttle_moves(actor: Membership, count: int = 1) -> None:

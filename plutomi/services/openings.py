@@ -104,7 +104,7 @@ def _actor(actor: Membership) -> Actor:
     return Actor.user(actor.user)
 
 
-def _record(type: str, actor: Membership, opening: Opening, **payload) -> None:
+def record_event(type: str, actor: Membership, opening: Opening, **payload) -> None:
     """An event about an opening (or its stages and questions), caused by a member."""
     record(type, actor=_actor(actor), org_id=actor.org_id, opening_id=opening.id, **payload)
 
@@ -128,7 +128,7 @@ def get_question(opening: Opening, question_id: str) -> Question:
     return by_public_id(scope, Question, question_id, "No such question in this opening.")
 
 
-def _editable(actor: Membership, opening_id: str) -> Opening:
+def editable(actor: Membership, opening_id: str) -> Opening:
     require(actor, Role.RECRUITER)
     return get_opening(actor, opening_id)
 
@@ -223,7 +223,7 @@ def create_opening(actor: Membership, name: str, slug: str | None = None) -> Ope
     opening = Opening(org_id=actor.org_id, name=name, slug=slug, state=OpeningState.DRAFT)
     db.session.add(opening)
     db.session.flush()
-    _record(
+    record_event(
         "opening.created",
         actor,
         opening,
@@ -237,11 +237,11 @@ def create_opening(actor: Membership, name: str, slug: str | None = None) -> Ope
 def update_opening(
     actor: Membership, opening_id: str, name: str, slug: str, description: str
 ) -> Opening:
-    opening = _editable(actor, opening_id)
+    opening = editable(actor, opening_id)
     opening.name = clean_name(name, "name", max_length=200)
     opening.slug = check_opening_slug(actor.org_id, slug, opening)
     opening.description = _clean_description(description)
-    _record(
+    record_event(
         "opening.updated",
         actor,
         opening,
@@ -253,7 +253,7 @@ def update_opening(
 
 
 def _set_state(actor: Membership, opening_id: str, allowed_from: set[str], to: str) -> Opening:
-    opening = _editable(actor, opening_id)
+    opening = editable(actor, opening_id)
     if opening.state not in allowed_from:
         raise Invalid(f"A {opening.state} opening cannot become {to}.", "state")
     if to == OpeningState.PUBLISHED and not db.session.scalar(
@@ -261,7 +261,7 @@ def _set_state(actor: Membership, opening_id: str, allowed_from: set[str], to: s
     ):
         raise Invalid("Add a stage before publishing: applicants start in the first.", "state")
     previous, opening.state = opening.state, to
-    _record(
+    record_event(
         f"opening.{to}",
         actor,
         opening,
@@ -284,19 +284,19 @@ def reopen(actor: Membership, opening_id: str) -> Opening:
 
 
 def archive(actor: Membership, opening_id: str) -> Opening:
-    opening = _editable(actor, opening_id)
+    opening = editable(actor, opening_id)
     if opening.archived_at is None:
         opening.archived_at = utcnow()
-        _record("opening.archived", actor, opening)
+        record_event("opening.archived", actor, opening)
     db.session.commit()
     return opening
 
 
 def unarchive(actor: Membership, opening_id: str) -> Opening:
-    opening = _editable(actor, opening_id)
+    opening = editable(actor, opening_id)
     if opening.archived_at is not None:
         opening.archived_at = None
-        _record("opening.unarchived", actor, opening)
+        record_event("opening.unarchived", actor, opening)
     db.session.commit()
     return opening
 
@@ -306,7 +306,7 @@ def clone(actor: Membership, opening_id: str, name: str) -> Opening:
     applicants. The copy's stages and questions get new public ids, so its rules are remapped
     to them; a rule's reference to an archived question (not copied) stays as it was, so the
     condition still never matches."""
-    source = _editable(actor, opening_id)
+    source = editable(actor, opening_id)
     name = clean_name(name, "name", max_length=200)
     copy = Opening(
         org_id=actor.org_id,
@@ -346,8 +346,8 @@ def clone(actor: Membership, opening_id: str, name: str) -> Opening:
             db.session.add(new_question)
             copied.append((q, new_question))
     db.session.flush()  # the new questions' public ids, for the rules
-    _clone_rules(actor, source, copy, stage_pairs, copied)
-    _record(
+    _clone_rules(source, copy, stage_pairs, copied)
+    record_event(
         "opening.cloned",
         actor,
         copy,
@@ -359,7 +359,6 @@ def clone(actor: Membership, opening_id: str, name: str) -> Opening:
 
 
 def _clone_rules(
-    actor: Membership,
     source: Opening,
     copy: Opening,
     stage_pairs: list[tuple[Stage, Stage]],
@@ -367,19 +366,17 @@ def _clone_rules(
 ) -> None:
     """Copy every rule of source's stages onto the copy's, naming the copy's stages and
     questions; email templates belong to the org, so their ids stay."""
-    new_stages = {old.id: new for old, new in stage_pairs}
+    new_stage_ids = {old.id: new.id for old, new in stage_pairs}
     stage_ids = {old.public_id: new.public_id for old, new in stage_pairs}
     question_ids = {old.public_id: new.public_id for old, new in copied}
     for rule in db.session.scalars(
         select(Rule).where(Rule.opening_id == source.id).order_by(Rule.stage_id, Rule.position)
     ):
-        if rule.stage_id not in new_stages:
-            continue
         db.session.add(
             Rule(
-                org_id=actor.org_id,
+                org_id=copy.org_id,
                 opening_id=copy.id,
-                stage_id=new_stages[rule.stage_id].id,
+                stage_id=new_stage_ids[rule.stage_id],
                 position=rule.position,
                 name=rule.name,
                 trigger=rule.trigger,
@@ -418,7 +415,7 @@ def _stage_name(opening: Opening, name: str, stage: Stage | None = None) -> str:
 
 
 def add_stage(actor: Membership, opening_id: str, name: str) -> Stage:
-    opening = _editable(actor, opening_id)
+    opening = editable(actor, opening_id)
     name = _stage_name(opening, name)
     last = db.session.scalar(select(func.max(Stage.position)).where(Stage.opening_id == opening.id))
     stage = Stage(
@@ -429,7 +426,7 @@ def add_stage(actor: Membership, opening_id: str, name: str) -> Stage:
     )
     db.session.add(stage)
     db.session.flush()
-    _record(
+    record_event(
         "stage.added",
         actor,
         opening,
@@ -441,10 +438,10 @@ def add_stage(actor: Membership, opening_id: str, name: str) -> Stage:
 
 
 def rename_stage(actor: Membership, opening_id: str, stage_id: str, name: str) -> Stage:
-    opening = _editable(actor, opening_id)
+    opening = editable(actor, opening_id)
     stage = get_stage(opening, stage_id)
     previous, stage.name = stage.name, _stage_name(opening, name, stage)
-    _record(
+    record_event(
         "stage.renamed",
         actor,
         opening,
@@ -456,7 +453,7 @@ def rename_stage(actor: Membership, opening_id: str, stage_id: str, name: str) -
     return stage
 
 
-def _write_positions(rows: list, ordered_ids: list[str]) -> None:
+def write_positions(rows: list, ordered_ids: list[str]) -> None:
     """Give rows the positions 0..n-1 in the order of ordered_ids, which must name each once."""
     by_id = {row.public_id: row for row in rows}
     if len(ordered_ids) != len(by_id) or set(ordered_ids) != set(by_id):
@@ -467,7 +464,7 @@ def _write_positions(rows: list, ordered_ids: list[str]) -> None:
             row.position = position
 
 
-def _moved(ids: list[str], public_id: str, direction: str) -> list[str]:
+def moved_one_place(ids: list[str], public_id: str, direction: str) -> list[str]:
     """ids with public_id moved one place up or down (unchanged at either end)."""
     if direction not in ("up", "down"):
         raise Invalid("Move up or down.", "direction")
@@ -479,10 +476,10 @@ def _moved(ids: list[str], public_id: str, direction: str) -> list[str]:
 
 
 def reorder_stages(actor: Membership, opening_id: str, stage_ids: list[str]) -> list[Stage]:
-    opening = _editable(actor, opening_id)
+    opening = editable(actor, opening_id)
     stages = stages_of(opening)
-    _write_positions(stages, stage_ids)
-    _record(
+    write_positions(stages, stage_ids)
+    record_event(
         "stage.reordered",
         actor,
         opening,
@@ -494,10 +491,10 @@ def reorder_stages(actor: Membership, opening_id: str, stage_ids: list[str]) -> 
 
 def move_stage(actor: Membership, opening_id: str, stage_id: str, direction: str) -> list[Stage]:
     """The keyboard and no-JS way to reorder: one place up or down."""
-    opening = _editable(actor, opening_id)
+    opening = editable(actor, opening_id)
     stage = get_stage(opening, stage_id)
     ids = [s.public_id for s in stages_of(opening)]
-    return reorder_stages(actor, opening_id, _moved(ids, stage.public_id, direction))
+    return reorder_stages(actor, opening_id, moved_one_place(ids, stage.public_id, direction))
 
 
 def _move_applicants(
@@ -544,7 +541,7 @@ def delete_stage(
     """Delete a stage; its applicants go to the stage move_to names. Questions with answers
     are kept, archived, on that stage (or the nearest one) so no answer is lost.
     Returns how many applicants moved."""
-    opening = _editable(actor, opening_id)
+    opening = editable(actor, opening_id)
     stage = get_stage(opening, stage_id)
     others = [s for s in stages_of(opening) if s.id != stage.id]
     if not others and opening.state == OpeningState.PUBLISHED:
@@ -582,7 +579,7 @@ def delete_stage(
         else:
             db.session.delete(question)
     db.session.flush()
-    _record(
+    record_event(
         "stage.deleted",
         actor,
         opening,
@@ -737,7 +734,7 @@ def _apply(question: Question, opening: Opening, data: QuestionInput) -> None:
 def add_question(
     actor: Membership, opening_id: str, stage_id: str, data: QuestionInput
 ) -> Question:
-    opening = _editable(actor, opening_id)
+    opening = editable(actor, opening_id)
     stage = get_stage(opening, stage_id)
     last = db.session.scalar(
         select(func.max(Question.position)).where(Question.stage_id == stage.id)
@@ -752,7 +749,7 @@ def add_question(
         _apply(question, opening, data)
     db.session.add(question)
     db.session.flush()
-    _record(
+    record_event(
         "question.added",
         actor,
         opening,
@@ -767,11 +764,11 @@ def add_question(
 def update_question(
     actor: Membership, opening_id: str, question_id: str, data: QuestionInput
 ) -> Question:
-    opening = _editable(actor, opening_id)
+    opening = editable(actor, opening_id)
     question = get_question(opening, question_id)
     with db.session.no_autoflush:
         _apply(question, opening, data)
-    _record(
+    record_event(
         "question.updated",
         actor,
         opening,
@@ -784,10 +781,10 @@ def update_question(
 
 def delete_question(actor: Membership, opening_id: str, question_id: str) -> bool:
     """Delete a question, or archive it when it has answers. True when it was archived."""
-    opening = _editable(actor, opening_id)
+    opening = editable(actor, opening_id)
     question = get_question(opening, question_id)
     archived = _has_answers(question)
-    _record(
+    record_event(
         "question.archived" if archived else "question.deleted",
         actor,
         opening,
@@ -805,11 +802,11 @@ def delete_question(actor: Membership, opening_id: str, question_id: str) -> boo
 def reorder_questions(
     actor: Membership, opening_id: str, stage_id: str, question_ids: list[str]
 ) -> list[Question]:
-    opening = _editable(actor, opening_id)
+    opening = editable(actor, opening_id)
     stage = get_stage(opening, stage_id)
     questions = stage_questions(stage)
-    _write_positions(questions, question_ids)
-    _record(
+    write_positions(questions, question_ids)
+    record_event(
         "question.reordered",
         actor,
         opening,
@@ -823,12 +820,12 @@ def reorder_questions(
 def move_question(
     actor: Membership, opening_id: str, question_id: str, direction: str
 ) -> list[Question]:
-    opening = _editable(actor, opening_id)
+    opening = editable(actor, opening_id)
     question = get_question(opening, question_id)
     stage = question.stage
     ids = [q.public_id for q in stage_questions(stage)]
     return reorder_questions(
-        actor, opening_id, stage.public_id, _moved(ids, question.public_id, direction)
+        actor, opening_id, stage.public_id, moved_one_place(ids, question.public_id, direction)
     )
 
 

@@ -31,11 +31,11 @@ from plutomi.models import (
     TimerState,
     utcnow,
 )
-from plutomi.models.base import is_public_id
 from plutomi.services import outbox
 from plutomi.services.applicants import duration
 from plutomi.services.errors import Invalid, NotFound
 from plutomi.services.events import Actor, record
+from plutomi.services.lookups import by_public_id
 from plutomi.services.orgs import require
 
 log = logging.getLogger(__name__)
@@ -191,9 +191,9 @@ def outbox_counts(org_id: int) -> OutboxCounts:
     )
 
 
-def _late(org_id: int) -> tuple[Any, ...]:
-    return (
-        Timer.org_id == org_id,
+def _late(org_id: int) -> Select:
+    return _timers(
+        org_id,
         Timer.state.in_([TimerState.PENDING, TimerState.CLAIMED]),
         Timer.due_at < utcnow() - LATE_AFTER,
     )
@@ -203,8 +203,8 @@ def timer_counts(org_id: int) -> TimerCounts:
     late = _late(org_id)
     return TimerCounts(
         pending=_tally(_timers(org_id, Timer.state == TimerState.PENDING)),
-        late=_tally(select(Timer.id).where(*late)),
-        oldest_late=db.session.scalar(select(func.min(Timer.due_at)).where(*late)),
+        late=_tally(late),
+        oldest_late=db.session.scalar(late.with_only_columns(func.min(Timer.due_at))),
         failed=_tally(_timers(org_id, Timer.state == TimerState.FAILED)),
     )
 
@@ -290,16 +290,8 @@ def to_row(message: OutboxMessage) -> Row:
 
 
 def _message(actor: Membership, public_id: str) -> OutboxMessage:
-    message = None
-    if is_public_id(public_id):
-        message = db.session.scalar(
-            select(OutboxMessage).where(
-                OutboxMessage.org_id == actor.org_id, OutboxMessage.public_id == public_id
-            )
-        )
-    if message is None:
-        raise NotFound("No such message.")
-    return message
+    scope = select(OutboxMessage).where(OutboxMessage.org_id == actor.org_id)
+    return by_public_id(scope, OutboxMessage, public_id, "No such message.")
 
 
 def row(actor: Membership, message_public_id: str) -> Row:

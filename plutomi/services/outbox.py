@@ -21,7 +21,7 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
-from plutomi.extensions import db, queues
+from plutomi.extensions import db, keeping_loaded, queues
 from plutomi.models import OutboxMessage, OutboxState, utcnow
 
 log = logging.getLogger(__name__)
@@ -152,13 +152,12 @@ def deliver(ids: Iterable[int]) -> dict[str, int]:
     lease_until = min(message.lease_until for message in claimed)
     kinds = {message.kind for message in claimed}
     session = db.session()
-    # The claimed rows are ours and were just read: a commit per row need not expire them all,
-    # which made each email reload its row (and the batch's others) with more SELECTs.
-    session.expire_on_commit = False
     try:
-        _deliver_claimed(claimed, token, lease_until, counts)
+        # The claimed rows are ours and were just read: a commit per row need not expire them
+        # all, which made each email reload its row (and the batch's others) with more SELECTs.
+        with keeping_loaded():
+            _deliver_claimed(claimed, token, lease_until, counts)
     finally:
-        session.expire_on_commit = True
         # As a commit would have: a caller sharing this session must not read them stale.
         for message in claimed:
             session.expire(message)
@@ -270,14 +269,3 @@ def requeue(*where: Any, states: Iterable[str] = RETRYABLE, limit: int | None = 
     )
     db.session.info.setdefault("outbox_ids", []).extend(ids)
     return ids
-
-
-def retry_now(message: OutboxMessage) -> bool:
-    """Put one dead or retrying row back in line and commit; False when it was neither.
-
-    For code without a person behind it; an admin retries through operations.retry_now, which
-    also checks the role and records who did it.
-    """
-    ids = requeue(OutboxMessage.id == message.id)
-    db.session.commit()
-    return bool(ids)

@@ -3,7 +3,7 @@ dry run that shows whom an unsaved rule would act on.
 
 The engine that fires rules lives in plutomi.services.rules; both read conditions through
 plutomi.services.conditions, so the editor's checks and dry run mean what the engine does.
-Every write goes through openings' permission check (`_editable`), finds each id inside the
+Every write goes through openings' permission check (`editable`), finds each id inside the
 opening (another org's ids are indistinguishable from unknown ones), records an event and
 commits once.
 """
@@ -26,6 +26,7 @@ from plutomi.models import (
     EmailTemplate,
     Membership,
     Opening,
+    Org,
     Question,
     QuestionType,
     Rule,
@@ -33,27 +34,62 @@ from plutomi.models import (
     Trigger,
     utcnow,
 )
-from plutomi.services import conditions, rules
+from plutomi.services import conditions, email_templates, rules
 from plutomi.services.applicants import duration
 from plutomi.services.conditions import Op
 from plutomi.services.errors import Invalid, InvalidFields
 from plutomi.services.fields import CONTROL_CHARACTER, clean_name, has_control_characters
 from plutomi.services.lookups import by_public_id
 from plutomi.services.openings import (
-    _editable,
-    _moved,
-    _record,
-    _write_positions,
+    editable,
     get_stage,
+    moved_one_place,
+    record_event,
     stages_of,
+    write_positions,
 )
 
-TRIGGER_LABELS = {
-    Trigger.STAGE_COMPLETED: "Stage completed (all required questions answered)",
-    Trigger.ANSWERS_SUBMITTED: "Answers submitted",
-    Trigger.STAGE_ENTERED: "Stage entered",
-    Trigger.TIME_IN_STAGE: "Time in stage reached",
-    Trigger.EXTERNAL_EVENT: "An outside event received",
+
+@dataclass(frozen=True)
+class TriggerWords:
+    """A trigger in the editor's words: its label in the form, how a rule's sentence starts
+    and, in a dry run, when the rule would act ({delay} and {event} are filled in)."""
+
+    label: str
+    when: str
+    here: str
+
+
+# In the order the form offers them. (The engine's own words, rules.WHY, are for timelines.)
+TRIGGERS = {
+    Trigger.STAGE_COMPLETED: TriggerWords(
+        label="Stage completed (all required questions answered)",
+        when="When an applicant completes this stage",
+        here="It would act on these applicants when they complete the stage.",
+    ),
+    Trigger.ANSWERS_SUBMITTED: TriggerWords(
+        label="Answers submitted",
+        when="When an applicant submits answers",
+        here="It would act on these applicants when they next submit answers.",
+    ),
+    Trigger.STAGE_ENTERED: TriggerWords(
+        label="Stage entered",
+        when="When an applicant enters this stage",
+        here=(
+            "It acts on applicants as they enter this stage; these are the applicants here now "
+            "whose answers match."
+        ),
+    ),
+    Trigger.TIME_IN_STAGE: TriggerWords(
+        label="Time in stage reached",
+        when="After {delay} in this stage",
+        here="It acts when their time in the stage is reached.",
+    ),
+    Trigger.EXTERNAL_EVENT: TriggerWords(
+        label="An outside event received",
+        when="When the outside event {event} arrives",
+        here="It would act on these applicants when a {event} event arrives for them.",
+    ),
 }
 ACTION_LABELS = {
     "move": "Move to a stage",
@@ -78,9 +114,6 @@ DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DRY_RUN_CHUNK = 1000
 DRY_RUN_SHOWN = 50
 DRY_RUN_CAP = 10_000
-
-# Operators whose value is a list of several values.
-_LIST_OPS = {Op.ANY_OF}
 
 
 @dataclass
@@ -139,27 +172,18 @@ class Lookups:
     by public id: read once per page to check rules and put them into words."""
 
     questions: dict[str, Question]
+    # In the opening's order.
     stages: dict[str, Stage]
+    # By name.
     templates: dict[str, EmailTemplate]
-
-    def live_questions(self) -> list[Question]:
-        """Questions a condition may name, in the order of their stages."""
-        order = {s.id: s.position for s in self.stages.values()}
-        live = [q for q in self.questions.values() if q.archived_at is None]
-        return sorted(live, key=lambda q: (order.get(q.stage_id, 0), q.stage_id, q.position, q.id))
 
 
 def lookups(opening: Opening) -> Lookups:
-    questions = db.session.scalars(select(Question).where(Question.opening_id == opening.id))
-    templates = db.session.scalars(
-        select(EmailTemplate)
-        .where(EmailTemplate.org_id == opening.org_id)
-        .order_by(func.lower(EmailTemplate.name))
-    )
+    org = db.session.get(Org, opening.org_id)
     return Lookups(
-        questions={q.public_id: q for q in questions},
+        questions=rules.questions_of(opening.id),
         stages={s.public_id: s for s in stages_of(opening)},
-        templates={t.public_id: t for t in templates},
+        templates={t.public_id: t for t in email_templates.list_for(org)},
     )
 
 
@@ -264,8 +288,7 @@ def _value_of_type(kind: QuestionType, question: Question, raw: str) -> Any:
 
 def _condition_value(question: Question, op: str, value: str | list[str] | None) -> Any:
     kind = question.type_enum
-    # Several values: any of, and a multiple choice question's exact set of options.
-    if op in _LIST_OPS or (kind is QuestionType.MULTI_CHOICE and op in (Op.EQUALS, Op.NOT_EQUALS)):
+    if conditions.takes_list(op, kind):
         items = _items(value)
         if not items:
             raise Invalid(
@@ -328,12 +351,12 @@ def _check_condition(
 def _contradiction(question: Question, first: dict, second: dict) -> str | None:
     """Why two conditions on one question can never both hold (under "all"), or None.
 
-    Decided by conditions.test itself: the only answer that meets `equals a` is a, and a
-    blank answer meets only `empty` and `not_equals`."""
+    Decided by conditions.test itself: the only answer that meets `equals a` is a, and the
+    only one that meets `empty` is a blank one."""
     ops = {first["op"], second["op"]}
     if Op.EMPTY in ops:
         other = second if first["op"] == Op.EMPTY else first
-        if other["op"] not in (Op.EMPTY, Op.NOT_EQUALS):
+        if not conditions.test(question, other["op"], other["value"], None):
             return "An answer cannot be empty and meet this too."
         return None
     if first["op"] == second["op"] == Op.EQUALS:
@@ -508,10 +531,8 @@ def input_of(rule: Rule) -> RuleInput:
     """A saved rule as the form shows it; the delay in its largest whole unit."""
     amount, unit = None, "days"
     if rule.delay_minutes:
-        for unit_name in ("days", "hours", "minutes"):
-            if rule.delay_minutes % UNITS[unit_name] == 0:
-                amount, unit = str(rule.delay_minutes // UNITS[unit_name]), unit_name
-                break
+        n, unit = _in_unit(rule.delay_minutes)
+        amount = str(n)
     return RuleInput(
         name=rule.name,
         trigger=rule.trigger,
@@ -556,26 +577,27 @@ def _shown(value: Any) -> str:
 # --- in words --------------------------------------------------------------------------------
 
 
+def _in_unit(minutes: int) -> tuple[int, str]:
+    """Minutes in the largest unit that holds them whole: 2880 is (2, "days")."""
+    for unit in ("days", "hours"):
+        if minutes % UNITS[unit] == 0:
+            return minutes // UNITS[unit], unit
+    return minutes, "minutes"
+
+
 def delay_text(minutes: int) -> str:
-    for unit in ("days", "hours", "minutes"):
-        size = UNITS[unit]
-        if minutes % size == 0:
-            n = minutes // size
-            return f"{n:,} {unit[:-1] if n == 1 else unit}"
-    return f"{minutes} minutes"  # pragma: no cover - every whole minute divides by 1
+    n, unit = _in_unit(minutes)
+    return f"{n:,} {unit[:-1] if n == 1 else unit}"
 
 
 def _when(rule: Rule | CleanRule) -> str:
-    if rule.trigger == Trigger.TIME_IN_STAGE:
-        text = f"After {delay_text(rule.delay_minutes or 0)} in this stage"
-        return text + (" if the stage is still not completed" if rule.only_if_incomplete else "")
-    if rule.trigger == Trigger.EXTERNAL_EVENT:
-        return f"When the outside event {rule.event_type} arrives"
-    return {
-        Trigger.STAGE_ENTERED: "When an applicant enters this stage",
-        Trigger.ANSWERS_SUBMITTED: "When an applicant submits answers",
-        Trigger.STAGE_COMPLETED: "When an applicant completes this stage",
-    }.get(rule.trigger, "Never (unknown trigger)")
+    words = TRIGGERS.get(rule.trigger)
+    if words is None:
+        return "Never (unknown trigger)"
+    text = words.when.format(delay=delay_text(rule.delay_minutes or 0), event=rule.event_type)
+    if rule.trigger == Trigger.TIME_IN_STAGE and rule.only_if_incomplete:
+        text += " if the stage is still not completed"
+    return text
 
 
 def action_text(action: dict[str, Any], found: Lookups) -> str:
@@ -644,10 +666,16 @@ def _apply(rule: Rule, clean: CleanRule) -> None:
     rule.updated_at = utcnow()
 
 
-def create(actor: Membership, opening_id: str, stage_id: str, data: RuleInput) -> Rule:
-    opening = _editable(actor, opening_id)
+def create(
+    actor: Membership,
+    opening_id: str,
+    stage_id: str,
+    data: RuleInput,
+    found: Lookups | None = None,
+) -> Rule:
+    opening = editable(actor, opening_id)
     stage = get_stage(opening, stage_id)
-    clean = check(opening, stage, data)
+    clean = check(opening, stage, data, found)
     last = db.session.scalar(select(func.max(Rule.position)).where(Rule.stage_id == stage.id))
     rule = Rule(
         org_id=actor.org_id,
@@ -659,7 +687,7 @@ def create(actor: Membership, opening_id: str, stage_id: str, data: RuleInput) -
     db.session.add(rule)
     db.session.flush()
     rules.schedule(rule)
-    _record(
+    record_event(
         "rule.created",
         actor,
         opening,
@@ -672,16 +700,22 @@ def create(actor: Membership, opening_id: str, stage_id: str, data: RuleInput) -
     return rule
 
 
-def update(actor: Membership, opening_id: str, rule_id: str, data: RuleInput) -> Rule:
+def update(
+    actor: Membership,
+    opening_id: str,
+    rule_id: str,
+    data: RuleInput,
+    found: Lookups | None = None,
+) -> Rule:
     """Save a rule's new form. Its pending timers are set again from the new form (a changed
     delay moves them); the engine still checks the rule as it is when a timer comes due."""
-    opening = _editable(actor, opening_id)
+    opening = editable(actor, opening_id)
     rule = get_rule(opening, rule_id)
-    clean = check(opening, rule.stage, data)
+    clean = check(opening, rule.stage, data, found)
     _apply(rule, clean)
     db.session.flush()
     rules.schedule(rule)
-    _record(
+    record_event(
         "rule.updated",
         actor,
         opening,
@@ -695,9 +729,9 @@ def update(actor: Membership, opening_id: str, rule_id: str, data: RuleInput) ->
 
 
 def delete(actor: Membership, opening_id: str, rule_id: str) -> Rule:
-    opening = _editable(actor, opening_id)
+    opening = editable(actor, opening_id)
     rule = get_rule(opening, rule_id)
-    _record(
+    record_event(
         "rule.deleted",
         actor,
         opening,
@@ -711,23 +745,28 @@ def delete(actor: Membership, opening_id: str, rule_id: str) -> Rule:
     return rule
 
 
-def reorder(actor: Membership, opening_id: str, stage_id: str, rule_ids: list[str]) -> list[Rule]:
-    opening = _editable(actor, opening_id)
-    stage = get_stage(opening, stage_id)
-    rules = rules_of(stage)
-    _write_positions(rules, rule_ids)
-    _record("rule.reordered", actor, opening, stage=stage.public_id, order=rule_ids)
+def _save_order(
+    actor: Membership, opening: Opening, stage: Stage, stage_rules: list[Rule], order: list[str]
+) -> list[Rule]:
+    write_positions(stage_rules, order)
+    record_event("rule.reordered", actor, opening, stage=stage.public_id, order=order)
     db.session.commit()
     return rules_of(stage)
 
 
+def reorder(actor: Membership, opening_id: str, stage_id: str, rule_ids: list[str]) -> list[Rule]:
+    opening = editable(actor, opening_id)
+    stage = get_stage(opening, stage_id)
+    return _save_order(actor, opening, stage, rules_of(stage), rule_ids)
+
+
 def move(actor: Membership, opening_id: str, rule_id: str, direction: str) -> list[Rule]:
     """The keyboard and no-JS way to reorder: one place up or down."""
-    opening = _editable(actor, opening_id)
+    opening = editable(actor, opening_id)
     rule = get_rule(opening, rule_id)
-    stage = rule.stage
-    ids = [r.public_id for r in rules_of(stage)]
-    return reorder(actor, opening_id, stage.public_id, _moved(ids, rule.public_id, direction))
+    stage_rules = rules_of(rule.stage)
+    order = moved_one_place([r.public_id for r in stage_rules], rule.public_id, direction)
+    return _save_order(actor, opening, rule.stage, stage_rules, order)
 
 
 # --- the dry run -------------------------------------------------------------------------------
@@ -761,22 +800,6 @@ class DryRun:
         return max(0, self.count - len(self.rows))
 
 
-def _when_here(trigger: str, event_type: str | None) -> str:
-    return {
-        Trigger.STAGE_ENTERED: (
-            "It acts on applicants as they enter this stage; these are the applicants here now "
-            "whose answers match."
-        ),
-        Trigger.ANSWERS_SUBMITTED: (
-            "It would act on these applicants when they next submit answers."
-        ),
-        Trigger.STAGE_COMPLETED: "It would act on these applicants when they complete the stage.",
-        Trigger.TIME_IN_STAGE: "It acts when their time in the stage is reached.",
-        Trigger.EXTERNAL_EVENT: f"It would act on these applicants when a {event_type} event "
-        "arrives for them.",
-    }[trigger]
-
-
 def _due(clean: CleanRule, entered: datetime, completed: datetime | None, now: datetime):
     if clean.trigger == Trigger.TIME_IN_STAGE:
         at = entered + timedelta(minutes=clean.delay_minutes or 0)
@@ -789,21 +812,23 @@ def _due(clean: CleanRule, entered: datetime, completed: datetime | None, now: d
     return "", False
 
 
-def dry_run(actor: Membership, opening_id: str, stage_id: str, data: RuleInput) -> DryRun:
+def dry_run(
+    actor: Membership,
+    opening_id: str,
+    stage_id: str,
+    data: RuleInput,
+    found: Lookups | None = None,
+) -> DryRun:
     """Whom the (unsaved) rule would act on among the active applicants now in the stage.
 
     Applicants are read DRY_RUN_CHUNK at a time by keyset on (rank, id), the board's index,
     with the answers of each chunk in one query; names stop at DRY_RUN_SHOWN and counting at
     DRY_RUN_CAP, so a stage of 100,000 applicants costs a bounded number of queries."""
-    opening = _editable(actor, opening_id)
+    opening = editable(actor, opening_id)
     stage = get_stage(opening, stage_id)
-    found = lookups(opening)
+    found = found or lookups(opening)
     clean = check(opening, stage, data, found)
-    question_ids = [
-        found.questions[c["question"]].id
-        for c in clean.conditions
-        if c["question"] in found.questions
-    ]
+    question_ids = [found.questions[c["question"]].id for c in clean.conditions]
     scope = select(
         Applicant.id,
         Applicant.public_id,
@@ -865,6 +890,6 @@ def dry_run(actor: Membership, opening_id: str, stage_id: str, data: RuleInput) 
         capped=capped,
         rows=rows,
         actions=[action_text(a, found) for a in clean.actions],
-        when=_when_here(clean.trigger, clean.event_type),
+        when=TRIGGERS[clean.trigger].here.format(event=clean.event_type),
         sentence=sentence(clean, found),
     )

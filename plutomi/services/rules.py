@@ -262,7 +262,7 @@ def _send_email(rule: Rule, applicant: Applicant, stage: Stage, action: dict, wh
         _skip(rule, applicant, action, "its email template was deleted", why)
         return
     _before_other_writers()
-    email_templates.send(template, applicant, actor=rule_actor(rule), stage=stage, reason=why)
+    email_templates.send(template, applicant, actor=rule_actor(rule), stage=stage, why=why)
 
 
 def _emit(rule: Rule, applicant: Applicant, stage: Stage, action: dict, why: str) -> None:
@@ -783,9 +783,9 @@ def _run_one(token: str, timer_id: int) -> int:
         return 0
 
 
-def sweep(budget_seconds: float = 50.0) -> tuple[int, int]:
+def sweep(budget_seconds: float = 15.0) -> tuple[int, int]:
     """Evaluate due timers batch after batch until none are due or the budget is spent.
-    Returns (claimed, fired); the caller re-enqueues itself when the budget ran out."""
+    Returns (claimed, fired); what is still due then waits for the cron's next tick."""
     started = time.monotonic()
     claimed = fired = 0
     while time.monotonic() - started < budget_seconds:

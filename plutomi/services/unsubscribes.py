@@ -15,9 +15,9 @@ from sqlalchemy import exists, select
 
 from plutomi.extensions import db
 from plutomi.models import Applicant, Org, utcnow
-from plutomi.models.base import is_public_id
 from plutomi.services.errors import NotFound
 from plutomi.services.events import Actor, record_applicant
+from plutomi.services.lookups import by_public_id
 
 # Its own salt, so no other signed value of the app can pass for an unsubscribe token.
 SALT = "plutomi.unsubscribe"
@@ -45,12 +45,7 @@ def applicant_for(token: str) -> Applicant:
         public_id = _serializer().loads(token)
     except (BadData, UnicodeError, ValueError) as exc:
         raise NotFound(NOT_VALID) from exc
-    if not is_public_id(public_id):
-        raise NotFound(NOT_VALID)
-    applicant = db.session.scalar(select(Applicant).where(Applicant.public_id == public_id))
-    if applicant is None:
-        raise NotFound(NOT_VALID)
-    return applicant
+    return by_public_id(select(Applicant), Applicant, public_id, NOT_VALID)
 
 
 def org_of(applicant: Applicant) -> Org:

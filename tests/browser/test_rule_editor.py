@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from plutomi.extensions import db
-from plutomi.models import Answer, Question, QuestionType, Rule
+from plutomi.models import Answer, QuestionType, Rule
 from tests.conftest import PASSWORD, owner_of
 
 
@@ -26,24 +26,14 @@ def settled(page) -> None:
 
 
 def test_build_a_rule_with_htmx_rows_and_dry_run_it(
-    new_context, make_org, make_opening, make_applicant
+    new_context, make_org, make_opening, make_question, make_applicant
 ):
     org = make_org("Acme")
     opening = make_opening(org, stages=("Questionnaire", "Waiting List", "Final Review"))
     questionnaire, _, review = opening.stages
-    licence = Question(
-        org_id=org.id,
-        opening_id=opening.id,
-        stage_id=questionnaire.id,
-        key="licence",
-        type=QuestionType.SINGLE_CHOICE,
-        label="Licence",
-        options=["Car", "Van"],
-        required=True,
-        position=0,
+    licence = make_question(
+        questionnaire, "licence", QuestionType.SINGLE_CHOICE, options=["Car", "Van"], required=True
     )
-    db.session.add(licence)
-    db.session.commit()
     for name, value in (("Ada Okafor", "Car"), ("Ben Vance", "Van")):
         applicant = make_applicant(opening, questionnaire, name=name)
         db.session.add(
