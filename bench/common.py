@@ -3,6 +3,7 @@ of server times, the HTTP client, threads of clients, the timings and the result
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import re
@@ -20,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-# gunicorn's access log: method, path (no query), status and the worker's time for the
-# request in microseconds (from the parsed request to the last byte written).
-ACCESS_FORMAT = "%(m)s %(U)s %(s)s %(D)s"
+# gunicorn's access log: method, path (no query), status, the worker's time for the request in
+# microseconds (from the parsed request to the last byte written) and the answer's
+# Idempotent-Replayed header (`-` when it has none: every answer but an API replay's).
+ACCESS_FORMAT = "%(m)s %(U)s %(s)s %(D)s %({idempotent-replayed}o)s"
 
 
 def driver_url(url: str) -> str:
@@ -141,6 +143,31 @@ def insert_opening(
     return NewOpening(opening_id, opening_pid, stage_ids, stage_pids)
 
 
+def insert_applicants(opening, stage, count: int, name: str, email: str, rank: str) -> None:
+    """count applicants in stage with one INSERT (inside the caller's app context): named
+    f"{name} {i}", with the address f"{email}-{i}@example.com" and rank f"{rank}{i:08d}"."""
+    from sqlalchemy import insert
+
+    from plutomi.extensions import db
+    from plutomi.models import Applicant, new_public_id
+
+    db.session.execute(
+        insert(Applicant),
+        [
+            {
+                "public_id": new_public_id(),
+                "org_id": opening.org_id,
+                "opening_id": opening.id,
+                "stage_id": stage.id,
+                "name": f"{name} {i}",
+                "email": f"{email}-{i}@example.com",
+                "rank": f"{rank}{i:08d}",
+            }
+            for i in range(count)
+        ],
+    )
+
+
 def vacuum(engine, tables: str = "") -> None:
     """VACUUM (ANALYZE): moves leave heap pages not all-visible, and then the board's counts
     read the heap too; every timed run starts from a vacuumed table."""
@@ -221,9 +248,12 @@ class Server:
     def mark(self) -> int:
         return self.access.stat().st_size if self.access.exists() else 0
 
-    def server_times(self, mark: int, method: str, suffix: str, expect: int) -> list[float]:
+    def server_times(
+        self, mark: int, method: str, suffix: str, expect: int, replayed: bool | None = None
+    ) -> list[float]:
         """Seconds the workers spent on each `method` request to a path ending in `suffix`
-        logged after `mark`. A worker logs a request just after sending its response, so
+        logged after `mark` (only the API's replays, or only the other answers, when
+        `replayed` says which). A worker logs a request just after sending its response, so
         this waits (briefly) until `expect` of them are there."""
         deadline = time.monotonic() + 5
         while True:
@@ -233,11 +263,56 @@ class Server:
             times = []
             for line in lines:
                 parts = line.split()
-                if len(parts) == 4 and parts[0] == method and parts[1].endswith(suffix):
+                if (
+                    len(parts) == 5
+                    and parts[0] == method
+                    and parts[1].endswith(suffix)
+                    and (replayed is None or (parts[4] != "-") == replayed)
+                ):
                     times.append(int(parts[3]) / 1e6)
             if len(times) >= expect or time.monotonic() > deadline:
                 return times
             time.sleep(0.05)
+
+    def worker_pids(self) -> list[int]:
+        """The gunicorn workers: the processes whose parent is this server's master."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.proc.pid:
+                pids.append(int(stat.parent.name))
+        return pids
+
+    def reset_peak_rss(self) -> None:
+        """Start the workers' peak RSS (VmHWM) again from their present size (Linux)."""
+        for pid in self.worker_pids():
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+    def peak_rss_mb(self) -> float | None:
+        """The largest peak RSS of one worker since reset_peak_rss() (or its start)."""
+        peaks = []
+        for pid in self.worker_pids():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM"):
+                    peaks.append(int(line.split()[1]) / 1024)
+        return max(peaks) if peaks else None
+
+    def workers_cpu(self) -> float | None:
+        """CPU seconds (user + system) the workers have used so far (Linux)."""
+        total = None
+        for pid in self.worker_pids():
+            seconds = process_cpu(pid)
+            if seconds is not None:
+                total = (total or 0.0) + seconds
+        return total
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -314,7 +389,7 @@ class Client:
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         if body is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         self.conn.request(method, path, body=body, headers=headers)
         response = self.conn.getresponse()
         data = response.read()
@@ -375,6 +450,15 @@ def cpu_times() -> list[int] | None:
             return [int(x) for x in stat.readline().split()[1:]]
     except (OSError, ValueError):
         return None
+
+
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used, read from /proc (Linux), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def steal_share(before: list[int] | None, after: list[int] | None) -> float | None:

@@ -26,7 +26,15 @@ import sys
 import time
 from typing import Any
 
-from bench.common import ROOT, Timing, cpu_times, free_port, row, steal_share
+from bench.common import (
+    ROOT,
+    Timing,
+    cpu_times,
+    free_port,
+    insert_applicants,
+    row,
+    steal_share,
+)
 
 TARGET_PER_S = 200.0
 SUBJECT = "Your documents for {{ opening_name }}"
@@ -106,10 +114,10 @@ class Sink:
 def seed(app, opening_id: int, n: int) -> list[int]:
     """n applicants in the opening's first stage and one email each, written by
     email_templates.send in one transaction; returns the outbox ids in order."""
-    from sqlalchemy import insert, select
+    from sqlalchemy import select
 
     from plutomi.extensions import db
-    from plutomi.models import Applicant, EmailTemplate, Opening, new_public_id
+    from plutomi.models import Applicant, EmailTemplate, Opening
     from plutomi.services import email_templates
     from plutomi.services.events import Actor
 
@@ -121,21 +129,7 @@ def seed(app, opening_id: int, n: int) -> list[int]:
             org_id=opening.org_id, name="Bench: documents", subject=subject, body=body
         )
         db.session.add(template)
-        db.session.execute(
-            insert(Applicant),
-            [
-                {
-                    "public_id": new_public_id(),
-                    "org_id": opening.org_id,
-                    "opening_id": opening.id,
-                    "stage_id": stage.id,
-                    "name": f"Mail Applicant {i}",
-                    "email": f"mail-{i}@example.com",
-                    "rank": f"m{i:08d}",
-                }
-                for i in range(n)
-            ],
-        )
+        insert_applicants(opening, stage, n, "Mail Applicant", "mail", "m")
         applicants = db.session.scalars(
             select(Applicant)
             .where(Applicant.opening_id == opening.id, Applicant.email.like("mail-%"))

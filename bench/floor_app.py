@@ -1,4 +1,4 @@
-"""The floor: a bare Flask app doing the same database work as Plutomi's two benchmarked routes.
+"""The floor: a bare Flask app doing the same database work as Plutomi's benchmarked routes.
 
 Served by the same gunicorn settings and timed by the same client, it shows what the web
 server, Flask, the driver (psycopg 3 through SQLAlchemy) and PostgreSQL cost by themselves,
@@ -9,6 +9,7 @@ so Plutomi's numbers read as a ratio to it rather than as absolute times.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -16,7 +17,7 @@ import string
 from datetime import UTC, datetime
 from html import escape
 
-from flask import Flask, abort, redirect, request
+from flask import Flask, abort, jsonify, redirect, request
 from sqlalchemy import create_engine, text
 
 _ALPHABET = string.ascii_lowercase + string.digits
@@ -340,3 +341,140 @@ def stage_board_move(opening_id: str):
         f'<li class="board-card" id="card-{found.public_id}" data-id="{found.public_id}"'
         f' data-version="{new_version}"><a>{escape(found.name)}</a></li>'
     )
+
+
+# --- the API: an applicant created with an idempotency key ---------------------------------
+# What POST /api/v1/openings/<id>/applicants must do at the least, in one transaction: the
+# key by the hash of the token; the idempotency key's row (inserted first: a repeat finds it
+# taken and answers the stored response); the opening, its first stage and that stage's
+# questions; the applicant, its answers, one event and one outbox row; the response kept on
+# the key's row. No rate limit, no checks of the answers beyond their keys.
+
+API_KEY = text(
+    "SELECT id, org_id, scope FROM api_keys WHERE token_hash = :hash AND revoked_at IS NULL"
+)
+API_CLAIM = text(
+    "INSERT INTO idempotency_keys (api_key_id, key, request_hash, created_at)"
+    " VALUES (:api_key, :key, :hash, :now) ON CONFLICT (api_key_id, key) DO NOTHING RETURNING id"
+)
+API_STORED = text(
+    "SELECT request_hash, status, response FROM idempotency_keys"
+    " WHERE api_key_id = :api_key AND key = :key"
+)
+API_TARGET = text(
+    "SELECT o.id AS opening_id, o.public_id AS opening_pid, o.name AS opening_name,"
+    " s.id AS stage_id, s.public_id AS stage_pid, s.name AS stage_name"
+    " FROM openings o JOIN stages s ON s.opening_id = o.id"
+    " WHERE o.public_id = :pid AND o.org_id = :org AND o.state = 'published'"
+    " AND o.archived_at IS NULL ORDER BY s.position LIMIT 1"
+)
+API_QUESTIONS = text(
+    "SELECT id, key FROM questions WHERE stage_id = :stage_id AND archived_at IS NULL"
+    " ORDER BY position"
+)
+API_EVENT = text(
+    "INSERT INTO events (org_id, opening_id, applicant_id, type, actor_type, actor_id, payload,"
+    " created_at) VALUES (:org_id, :opening_id, :applicant_id, 'applicant.created', 'api_key',"
+    " :actor_id, :payload, :now)"
+)
+API_STORE = text("UPDATE idempotency_keys SET status = 201, response = :response WHERE id = :id")
+
+
+@app.post("/api/v1/openings/<opening_id>/applicants")
+def api_create_applicant(opening_id: str):
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    idempotency_key = request.headers.get("Idempotency-Key")
+    body = request.get_json(silent=True)
+    if scheme.lower() != "bearer" or not idempotency_key or not isinstance(body, dict):
+        abort(400)
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(f"POST\n{request.path}\n{canonical}".encode()).hexdigest()
+    now = _now()
+    with engine.begin() as conn:
+        key = conn.execute(
+            API_KEY, {"hash": hashlib.sha256(token.strip().encode()).hexdigest()}
+        ).first()
+        if key is None or key.scope != "write":
+            abort(401)
+        claimed = conn.execute(
+            API_CLAIM, {"api_key": key.id, "key": idempotency_key, "hash": digest, "now": now}
+        ).scalar()
+        if claimed is None:  # a repeat: waited here for the first to commit, if it had not
+            stored = conn.execute(API_STORED, {"api_key": key.id, "key": idempotency_key}).first()
+            if stored.request_hash != digest or stored.status is None:
+                abort(409)
+            response = stored.response
+            replay = jsonify(json.loads(response) if isinstance(response, str) else response)
+            replay.status_code = stored.status
+            replay.headers["Idempotent-Replayed"] = "true"
+            return replay
+        target = conn.execute(API_TARGET, {"pid": opening_id, "org": key.org_id}).first()
+        if target is None:
+            abort(404)
+        questions = {
+            q.key: q.id for q in conn.execute(API_QUESTIONS, {"stage_id": target.stage_id})
+        }
+        given = body.get("answers") or {}
+        name = str(body.get("name", "")).strip()
+        email = str(body.get("email", "")).strip().lower()
+        if not name or "@" not in email or not set(given) <= set(questions):
+            abort(422)
+        public_id = _public_id()
+        applicant = conn.execute(
+            INSERT_APPLICANT,
+            {
+                "public_id": public_id,
+                "now": now,
+                "stage_id": target.stage_id,
+                "opening_id": target.opening_id,
+                "name": name,
+                "email": email,
+            },
+        ).one()
+        if given:
+            conn.execute(
+                INSERT_ANSWER,
+                [
+                    {
+                        "org_id": applicant.org_id,
+                        "applicant_id": applicant.id,
+                        "question_id": questions[k],
+                        "value": json.dumps(v),
+                        "now": now,
+                    }
+                    for k, v in given.items()
+                ],
+            )
+        conn.execute(
+            API_EVENT,
+            {
+                "org_id": applicant.org_id,
+                "opening_id": target.opening_id,
+                "applicant_id": applicant.id,
+                "actor_id": key.id,
+                "payload": json.dumps({"source": "api"}),
+                "now": now,
+            },
+        )
+        conn.execute(
+            INSERT_OUTBOX,
+            {
+                "public_id": _public_id(),
+                "now": now,
+                "org_id": applicant.org_id,
+                "payload": json.dumps({"to": email, "subject": "Application received"}),
+            },
+        )
+        payload = {
+            "id": public_id,
+            "name": name,
+            "email": email,
+            "status": "active",
+            "version": 1,
+            "opening": {"id": target.opening_pid, "name": target.opening_name},
+            "stage": {"id": target.stage_pid, "name": target.stage_name},
+            "created_at": now.isoformat(),
+            "answers": given,
+        }
+        conn.execute(API_STORE, {"id": claimed, "response": json.dumps(payload)})
+    return jsonify(payload), 201

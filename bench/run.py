@@ -328,7 +328,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-SCENARIOS = ("jobs", "apply", "board", "moves", "timers", "emails")
+SCENARIOS = ("jobs", "apply", "api", "board", "moves", "timers", "emails", "webhooks")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,6 +342,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--apply-threads", type=int, default=4)
     parser.add_argument("--apply-seconds", type=float, default=15.0)
     parser.add_argument("--apply-max", type=int, default=3000)
+    parser.add_argument("--api-threads", type=int, default=4, help="API clients (4)")
+    parser.add_argument("--api-seconds", type=float, default=15.0, help="at most, per app (15)")
+    parser.add_argument(
+        "--api-max", type=int, default=3000, help="applicants each app creates, at most (3000)"
+    )
+    parser.add_argument(
+        "--api-replay-share",
+        type=float,
+        default=0.05,
+        help="share of the API requests that repeat an earlier one's Idempotency-Key (0.05)",
+    )
+    parser.add_argument(
+        "--api-keys",
+        type=int,
+        default=16,
+        help="write API keys the clients share out (16: each key is rate-limited per minute)",
+    )
     parser.add_argument(
         "--board-applicants",
         type=int,
@@ -392,6 +409,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timer-profile", help="write a cProfile of the timers worker here")
     parser.add_argument(
         "--email-messages", type=int, default=2000, help="emails the worker delivers (2000)"
+    )
+    parser.add_argument(
+        "--webhook-deliveries",
+        type=int,
+        default=10_000,
+        help="webhook outbox rows the worker delivers (10000)",
     )
     args = parser.parse_args(argv)
     only = {name.strip() for name in args.only.split(",") if name.strip()}
@@ -456,6 +479,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(job_board(args, floor, app))
         if "apply" in only:
             rows.append(applications(args, floor, app, target, database_url, redis))
+        if "api" in only:
+            from bench import api
+
+            rows += api.scenario(args, floor, app, config, target)
         if "board" in only:
             rows.append(stage_board_scenario(args, floor, app, board))
         if "moves" in only:
@@ -468,6 +495,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench import emails
 
             rows.append(emails.scenario(args, config, target))
+        if "webhooks" in only:
+            from bench import webhooks
+
+            rows.append(webhooks.scenario(args, config, target))
     finally:
         for server in servers:
             server.stop()

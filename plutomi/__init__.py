@@ -47,7 +47,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from plutomi import mailer  # noqa: F401  registers the email sender
+    from plutomi import mailer, webhook_delivery  # noqa: F401  register the outbox senders
     from plutomi.extensions import csrf, db, htmx, login_manager, migrate, queues
 
     db.init_app(app)
@@ -99,6 +99,7 @@ def register_blueprints(app: Flask) -> None:
     from plutomi.tenancy import PublicIdConverter
 
     app.url_map.converters["pid"] = PublicIdConverter
+    from plutomi.api.routes import bp as api
     from plutomi.applicants.routes import bp as applicants
     from plutomi.auth.routes import bp as auth
     from plutomi.board.routes import bp as board
@@ -107,8 +108,10 @@ def register_blueprints(app: Flask) -> None:
     from plutomi.main.routes import bp as main
     from plutomi.openings.routes import bp as openings
     from plutomi.operations.routes import bp as operations
+    from plutomi.orgs.api_keys import bp as api_keys
     from plutomi.orgs.email_templates import bp as email_templates
     from plutomi.orgs.routes import bp as orgs
+    from plutomi.orgs.webhooks import bp as webhooks
     from plutomi.public.routes import bp as public
     from plutomi.public.unsubscribe import bp as unsubscribe
 
@@ -117,13 +120,16 @@ def register_blueprints(app: Flask) -> None:
         auth,
         orgs,
         email_templates,
+        api_keys,
         operations,
+        webhooks,
         openings,
         board,
         applicants,
         public,
         unsubscribe,
         files,
+        api,
         dev,
     ):
         app.register_blueprint(blueprint)

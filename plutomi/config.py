@@ -67,6 +67,8 @@ def from_environment(instance_path: Path) -> dict:
         "TRUSTED_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),
         "LOGIN_MAX_FAILURES": int(os.environ.get("LOGIN_MAX_FAILURES", "5")),
         "LOGIN_FAILURE_WINDOW": timedelta(minutes=15),
+        # Requests per minute that one API key may make (/api/v1); past it, 429 and Retry-After.
+        "API_RATE_LIMIT": int(os.environ.get("API_RATE_LIMIT", "1200")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _flag("SECURE_COOKIES"),

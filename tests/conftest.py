@@ -347,6 +347,20 @@ def make_rule(app):
     return make
 
 
+@pytest.fixture
+def make_api_key(app):
+    """An API key of the org made by its owner: (the row, the key to send)."""
+    from plutomi.services import api_keys
+
+    def make(org: Org, scope: str = "write", name: str = "Integration"):
+        owner = db.session.scalar(
+            select(Membership).where(Membership.org_id == org.id, Membership.role == Role.OWNER)
+        )
+        return api_keys.create(owner, name, scope)
+
+    return make
+
+
 # --- logging in, jobs, mail ---------------------------------------------------------------
 
 
@@ -428,11 +442,17 @@ def smtp_server() -> Iterator[Mailbox]:
 
 
 @pytest.fixture
-def live_server(make_app, smtp_server) -> Iterator[str]:
+def live_config() -> dict:
+    """Extra config of the live server's app; a test module overrides it to change that."""
+    return {}
+
+
+@pytest.fixture
+def live_server(make_app, smtp_server, live_config) -> Iterator[str]:
     """The app served by a real threaded HTTP server on a free port; yields its base URL."""
     from werkzeug.serving import make_server
 
-    app = make_app(SMTP_URL=smtp_server.url)
+    app = make_app(SMTP_URL=smtp_server.url, **live_config)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     url = f"http://127.0.0.1:{server.server_port}"
     app.config["BASE_URL"] = url
@@ -442,3 +462,12 @@ def live_server(make_app, smtp_server) -> Iterator[str]:
     yield url
     server.shutdown()
     thread.join(5)
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator:
+    """A real HTTP receiver on a free local port (tests/receivers.py), stopped afterwards."""
+    from tests.receivers import Receiver
+
+    with Receiver() as receiver:
+        yield receiver

@@ -46,7 +46,10 @@ def test_json_clients_get_json_errors(client, path, headers):
     error = response.get_json()["error"]
     assert error["status"] == 404
     assert error["message"]
-    assert set(error) == {"status", "message"}
+    # The API's shape: a stable code for programs, and the field at fault (none here).
+    assert error["code"] == "not_found"
+    assert error["field"] is None
+    assert set(error) == {"code", "message", "field", "status"}
 
 
 def test_wrong_method_is_our_405_page(client):

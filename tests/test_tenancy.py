@@ -19,6 +19,7 @@ from plutomi.config import from_environment
 from plutomi.extensions import db
 from plutomi.models import (
     Answer,
+    ApiKey,
     Applicant,
     ApplicantTag,
     BulkAction,
@@ -36,8 +37,9 @@ from plutomi.models import (
     Stage,
     Upload,
     User,
+    WebhookEndpoint,
 )
-from plutomi.services import accounts, orgs, uploads
+from plutomi.services import accounts, api_keys, orgs, uploads
 from tests.conftest import Auth, owner_of
 
 # Every string of org A's data carries this marker, so a leak is found wherever it shows up.
@@ -77,6 +79,13 @@ PUBLIC_ENDPOINTS = {
 }
 # Routes that are 404 for everyone unless DEV_MAILBOX is set (it is not set here).
 DEV_ENDPOINTS = {"dev.mailbox", "dev.message"}
+# The API's own documentation is public; every other API route wants an org's API key, and
+# a browser's session (anyone's) is no such key: 401, whoever is logged in.
+API_DOCS = {"api.openapi_json", "api.docs"}
+
+
+def _is_api(rule) -> bool:
+    return rule.endpoint.startswith("api.") and rule.endpoint not in API_DOCS
 
 
 @pytest.fixture
@@ -180,6 +189,30 @@ def world(make_user, make_org, make_member, make_opening, make_applicant) -> Wor
         actions=[{"type": "move", "stage": opening.stages[1].public_id}],
     )
     db.session.add(rule)
+    # Rows, not the service: saving an endpoint resolves its host, and this one is made up.
+    endpoint = WebhookEndpoint(
+        org_id=a.id,
+        url="https://zz-hooks-a-secret.example.com/in",
+        description="ZZ-ENDPOINT-A-SECRET",
+        event_types=["applicant.moved"],
+        secret="whsec_" + "a" * 32,
+    )
+    db.session.add(endpoint)
+    db.session.flush()
+    delivery = OutboxMessage(
+        org_id=a.id,
+        kind="webhook",
+        endpoint_id=endpoint.id,
+        payload={"body": {"type": "applicant.moved", "data": {"x": "ZZ-PAYLOAD-A-SECRET"}}},
+    )
+    key = ApiKey(
+        org_id=a.id,
+        name="ZZ-KEY-A-SECRET",
+        prefix="plk_zzzz",
+        token_hash=api_keys.hash_token("zz-a-secret-token"),
+        scope="write",
+    )
+    db.session.add_all([delivery, key])
     db.session.commit()
 
     b_owner = make_user(email="owner-b@example.com", name="Bee Owner")
@@ -200,6 +233,9 @@ def world(make_user, make_org, make_member, make_opening, make_applicant) -> Wor
         "bulk_id": (bulk_action.public_id, True),
         "template_id": (template.public_id, True),
         "rule_id": (rule.public_id, True),
+        "endpoint_id": (endpoint.public_id, True),
+        "delivery_id": (delivery.public_id, True),
+        "key_id": (key.public_id, True),
         # Job boards are public by design: the walk uses B's, which must show nothing of A.
         "org_slug": (b.slug, False),
         "opening_slug": (b_opening.slug, False),
@@ -255,6 +291,8 @@ def _snapshot(org: Org) -> dict:
                 ApplicantTag,
                 EmailTemplate,
                 Rule,
+                WebhookEndpoint,
+                ApiKey,
             )
         },
         "outbox": db.session.scalar(
@@ -318,7 +356,9 @@ def test_a_member_of_another_org_sees_nothing_of_org_a(app, world):
             what = f"{method} {url} (htmx={htmx}) as B's owner"
             response = _send(client, method, url, htmx, world)
             _assert_no_leak(response, world, what)
-            if names_a_row or rule.endpoint in DEV_ENDPOINTS:
+            if _is_api(rule):
+                assert response.status_code == 401, what
+            elif names_a_row or rule.endpoint in DEV_ENDPOINTS:
                 assert response.status_code == 404, what
             seen += 1
     assert seen > 20
@@ -350,7 +390,10 @@ def test_anonymous_visitors_are_sent_to_login_and_see_nothing(app, world):
             _assert_no_leak(response, world, what)
             if rule.endpoint in DEV_ENDPOINTS:
                 assert response.status_code == 404, what
-            elif rule.endpoint not in PUBLIC_ENDPOINTS:
+            elif _is_api(rule):
+                assert response.status_code == 401, what
+                assert response.headers["WWW-Authenticate"].startswith("Bearer"), what
+            elif rule.endpoint not in PUBLIC_ENDPOINTS | API_DOCS:
                 if htmx:
                     assert response.status_code == 204, what
                     location = response.headers["HX-Redirect"]
@@ -363,10 +406,35 @@ def test_anonymous_visitors_are_sent_to_login_and_see_nothing(app, world):
     assert _snapshot(world.a) == before
 
 
+def test_another_orgs_api_key_sees_nothing_of_org_a(app, world, make_api_key):
+    """The API walk: B's write key on every API route that names a row of A gets a 404."""
+    _, token = make_api_key(world.b)
+    before = _snapshot(world.a)
+    seen = 0
+    for rule, method, url, names_a_row in _requests(app, world):
+        if not _is_api(rule):
+            continue
+        client = app.test_client()
+        what = f"{method} {url} with B's key"
+        response = client.open(
+            url,
+            method=method,
+            json={} if method == "POST" else None,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        _assert_no_leak(response, world, what)
+        if names_a_row:
+            assert response.status_code == 404, what
+            assert response.json["error"]["code"] == "not_found", what
+        seen += 1
+    assert seen >= 8
+    assert _snapshot(world.a) == before
+
+
 def test_the_walk_covers_the_public_endpoints_that_exist(app):
     """PUBLIC_ENDPOINTS names only real endpoints, so a renamed one is not silently public."""
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
-    assert endpoints >= PUBLIC_ENDPOINTS
+    assert endpoints >= PUBLIC_ENDPOINTS | API_DOCS
 
 
 def test_the_dev_mailbox_is_off_unless_asked_for(tmp_path, monkeypatch):

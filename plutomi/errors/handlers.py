@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from plutomi.extensions import db
-from plutomi.services.errors import ServiceError
+from plutomi.services.errors import InvalidFields, ServiceError
 
 TITLES = {
     400: "Bad request",
@@ -22,9 +24,56 @@ TITLES = {
 }
 
 
-def _render(status: int, message: str):
-    if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
-        return jsonify(error={"status": status, "message": message}), status
+# The error's `code` when nothing more precise was given: stable names API clients branch on.
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    410: "gone",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+    500: "internal_error",
+}
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def error_body(
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    field: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """{"error": {"code", "message", "field", "status", ...details}}: every JSON error."""
+    error = {
+        "code": code or CODES.get(status, "error"),
+        "message": message,
+        "field": field,
+        "status": status,
+    }
+    return {"error": {**(details or {}), **error}}
+
+
+def _render(
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    field: str | None = None,
+    details: dict[str, Any] | None = None,
+):
+    if wants_json():
+        body = error_body(status, message, code=code, field=field, details=details)
+        return jsonify(body), status
     return render_template(
         "errors/error.html", status=status, title=TITLES.get(status, "Error"), message=message
     ), status
@@ -40,7 +89,12 @@ def register(app: Flask) -> None:
     @app.errorhandler(ServiceError)
     def service_error(exc: ServiceError):
         db.session.rollback()
-        response = make_response(_render(exc.status, exc.message))
+        details = dict(exc.details)
+        if isinstance(exc, InvalidFields):
+            details["errors"] = exc.errors
+        response = make_response(
+            _render(exc.status, exc.message, code=exc.code, field=exc.field, details=details)
+        )
         if getattr(exc, "retry_after", None):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
@@ -53,6 +107,7 @@ def register(app: Flask) -> None:
             404: "There is nothing here. The link may be old, or the page belongs to another org.",
             403: "Your role in this org does not allow that.",
             413: "That upload is larger than allowed.",
+            415: "Send this as JSON (Content-Type: application/json).",
         }
         message = exc.description if exc.description != type(exc).description else None
         response = make_response(

@@ -9,6 +9,7 @@ from plutomi.models.accounts import (
     User,
     UserSession,
 )
+from plutomi.models.api import ApiKey, IdempotencyKey
 from plutomi.models.applicants import Applicant, ApplicantStatus, ApplicantTag, Note
 from plutomi.models.base import new_public_id, utcnow
 from plutomi.models.bulk import BulkAction, BulkState
@@ -19,9 +20,11 @@ from plutomi.models.outbox import OutboxMessage, OutboxState
 from plutomi.models.portal import MagicLink, Upload
 from plutomi.models.questions import Answer, Question, QuestionType
 from plutomi.models.rules import Rule, Timer, TimerState, Trigger
+from plutomi.models.webhooks import WebhookEndpoint
 
 __all__ = [
     "Answer",
+    "ApiKey",
     "Applicant",
     "ApplicantStatus",
     "ApplicantTag",
@@ -29,6 +32,7 @@ __all__ = [
     "BulkState",
     "EmailTemplate",
     "Event",
+    "IdempotencyKey",
     "Invite",
     "MagicLink",
     "Membership",
@@ -51,6 +55,7 @@ __all__ = [
     "Upload",
     "User",
     "UserSession",
+    "WebhookEndpoint",
     "new_public_id",
     "utcnow",
 ]

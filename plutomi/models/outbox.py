@@ -33,6 +33,8 @@ class OutboxMessage(PublicIdMixin, CreatedAtMixin, db.Model):
         Index("ix_outbox_state_next_attempt", "state", "next_attempt_at"),
         # The operations page counts one org's rows by state (and what was sent lately).
         Index("ix_outbox_org_state", "org_id", "state", "done_at"),
+        # An endpoint's delivery log, newest first, and its dead rows to replay.
+        Index("ix_outbox_endpoint_id", "endpoint_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -51,3 +53,9 @@ class OutboxMessage(PublicIdMixin, CreatedAtMixin, db.Model):
     # Where it went: "smtp", or "mailbox" when mail is captured for the dev mailbox.
     transport: Mapped[str | None] = mapped_column(String(16), nullable=True)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Webhook deliveries: the endpoint, and what it last answered (status, the body's start).
+    endpoint_id: Mapped[int | None] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=True
+    )
+    response_status: Mapped[int | None] = mapped_column(nullable=True)
+    response_body: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -16,7 +16,7 @@ from werkzeug.datastructures import FileStorage
 from plutomi.extensions import db
 from plutomi.models import Answer, Applicant, ApplicantStatus, Question, QuestionType, Stage, utcnow
 from plutomi.services import rules
-from plutomi.services.errors import Invalid, NotFound
+from plutomi.services.errors import Conflict, Invalid, InvalidFields, NotFound
 from plutomi.services.events import Actor, record_applicant
 from plutomi.services.fields import CONTROL_CHARACTER, has_control_characters, normalize_email
 
@@ -221,10 +221,16 @@ def _upsert(applicant: Applicant, question: Question, value: Any) -> Answer:
 
 
 def write(
-    applicant: Applicant, question: Question, value: Any, *, new: bool = False
+    applicant: Applicant,
+    question: Question,
+    value: Any,
+    *,
+    new: bool = False,
+    actor: Actor | None = None,
 ) -> Answer | None:
     """Store a value that clean() accepted, in the caller's transaction; None clears it.
-    new: the applicant was just created, so there is no earlier answer to look up."""
+    new: the applicant was just created, so there is no earlier answer to look up. actor:
+    who answered (an API key); the applicant themselves when not given."""
     if isinstance(value, FileStorage):
         value = _store_file(applicant, question, value)
     if new:
@@ -246,7 +252,10 @@ def write(
     else:
         answer = _upsert(applicant, question, value)
     record_applicant(
-        "applicant.answered", applicant, actor=Actor.applicant(applicant), question=question.key
+        "applicant.answered",
+        applicant,
+        actor=actor or Actor.applicant(applicant),
+        question=question.key,
     )
     return answer
 
@@ -274,6 +283,54 @@ def save(
     return answer
 
 
+def save_many(
+    applicant: Applicant,
+    given: list[tuple[Question, Raw]],
+    *,
+    actor: Actor,
+    known_errors: dict[str, str] | None = None,
+) -> list[Answer | None]:
+    """Check and store several answers of the applicant's current stage at once (an API
+    client answering for them): every bad answer is reported together (InvalidFields by
+    field_name, with known_errors, problems the caller found already) and then nothing is
+    written. The stage is completed when these were its last required answers, and the
+    stage's answer rules run once, for the whole batch. One transaction, committed here."""
+    if applicant.status != ApplicantStatus.ACTIVE:
+        raise Conflict(
+            f"This application is {applicant.status}; its answers can no longer change.",
+            code="not_active",
+        )
+    errors: dict[str, str] = dict(known_errors or {})
+    values: list[tuple[Question, Any]] = []
+    for question, raw in given:
+        field = field_name(question)
+        if (
+            question.opening_id != applicant.opening_id
+            or question.stage_id != applicant.stage_id
+            or question.archived_at is not None
+        ):
+            errors[field] = "This question is not asked in the applicant's current stage."
+            continue
+        try:
+            values.append((question, clean(question, raw)))
+        except Invalid as exc:
+            errors[exc.field or field] = exc.message
+    if errors:
+        raise InvalidFields(errors)
+    try:
+        saved = [write(applicant, question, value, actor=actor) for question, value in values]
+        db.session.flush()
+    except IntegrityError:
+        # Another request saved one of these questions' first answer at the same moment.
+        db.session.rollback()
+        raise Conflict(
+            "Another request answered these questions at the same moment; send them again."
+        ) from None
+    rules.answered(applicant, completed=complete_stage_if_done(applicant, actor=actor))
+    db.session.commit()
+    return saved
+
+
 def missing_required(applicant: Applicant, stage: Stage) -> list[Question]:
     """The stage's required questions (not archived) that the applicant has not answered."""
     answered = exists().where(
@@ -293,22 +350,26 @@ def missing_required(applicant: Applicant, stage: Stage) -> list[Question]:
     )
 
 
-def complete_stage_if_done(applicant: Applicant) -> bool:
+def complete_stage_if_done(applicant: Applicant, *, actor: Actor | None = None) -> bool:
     """Set stage_completed_at and write applicant.stage_completed, once per stage entry."""
     if applicant.stage_completed_at is not None or applicant.status != ApplicantStatus.ACTIVE:
         return False
     stage = db.session.get(Stage, applicant.stage_id)
     if missing_required(applicant, stage):
         return False
-    mark_completed(applicant, stage)
+    mark_completed(applicant, stage, actor=actor)
     return True
 
 
-def mark_completed(applicant: Applicant, stage: Stage) -> None:
-    """Record that every required question of the applicant's current stage is answered."""
+def mark_completed(applicant: Applicant, stage: Stage, *, actor: Actor | None = None) -> None:
+    """Record that every required question of the applicant's current stage is answered
+    (by the applicant, unless an actor such as an API key answered for them)."""
     applicant.stage_completed_at = utcnow()
     record_applicant(
-        "applicant.stage_completed", applicant, actor=Actor.applicant(applicant), stage=stage.name
+        "applicant.stage_completed",
+        applicant,
+        actor=actor or Actor.applicant(applicant),
+        stage=stage.name,
     )
 
 

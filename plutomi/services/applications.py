@@ -206,16 +206,24 @@ def apply(
     email: str,
     raw_answers: dict[str, str | list | FileStorage],
     questions: list[Question] | None = None,
+    *,
+    actor: Actor | None = None,
+    source: str = "application_form",
+    resend_link: bool = True,
+    known_errors: dict[str, str] | None = None,
 ) -> tuple[Applicant, bool]:
     """A new applicant in the first stage, with every answer of that stage checked.
 
     Returns (applicant, True); or (the earlier applicant, False) when this email applied to
-    this opening already: then a fresh link is mailed and nothing else changes. Every bad field
-    is reported at once with InvalidFields, and nothing is written. questions: the first
-    stage's questions, when the caller has loaded them already."""
+    this opening already: then a fresh link is mailed (unless resend_link is False: nothing is
+    written then, nor committed) and nothing else changes. Every bad field is reported at once
+    with InvalidFields, and nothing is written. questions: the first stage's questions, when the
+    caller has loaded them already. actor and source: who made the application and through
+    what (an API key, "api"); by default the applicant, through the hosted form. known_errors:
+    problems the caller found already (an API body's unknown keys), reported with these."""
     if not is_taking_applications(opening) or not opening.stages:
         raise Invalid(NOT_TAKING)
-    errors: dict[str, str] = {}
+    errors: dict[str, str] = dict(known_errors or {})
     try:
         name = clean_name(name or "", "name", max_length=200)
     except Invalid as exc:
@@ -226,7 +234,8 @@ def apply(
         errors["email"] = exc.message
     else:
         if (existing := _find(opening, email)) is not None:
-            _resend(existing)
+            if resend_link:
+                _resend(existing)
             return existing, False
 
     stage = opening.stages[0]
@@ -258,15 +267,16 @@ def apply(
         existing = _find(opening, email)
         if existing is None:
             raise
-        _resend(existing)
+        if resend_link:
+            _resend(existing)
         return existing, False
 
     record_applicant(
         "applicant.created",
         applicant,
-        actor=Actor.applicant(applicant),
+        actor=actor or Actor.applicant(applicant),
         stage=stage.name,
-        source="application_form",
+        source=source,
     )
     # Files last: they reach the upload store only once everything else is known to be fine.
     values.sort(key=lambda pair: pair[0].type == QuestionType.FILE)
@@ -275,14 +285,14 @@ def apply(
     with db.session.no_autoflush:
         for question, value in values:
             try:
-                answers.write(applicant, question, value, new=True)
+                answers.write(applicant, question, value, new=True, actor=actor)
             except Invalid as exc:
                 errors[exc.field or answers.field_name(question)] = exc.message
         if errors:
             db.session.rollback()
             raise InvalidFields(errors)
         # Every required question of the first stage was checked above: the stage is complete.
-        answers.mark_completed(applicant, stage)
+        answers.mark_completed(applicant, stage, actor=actor)
         _mail_link(applicant, "application_received")
     rules.created(applicant, stage, answered=bool(values))
     db.session.commit()

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ServiceError(Exception):
     status = 400
 
-    def __init__(self, message: str, field: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        field: str | None = None,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.field = field
+        # A stable name for API clients ("duplicate", "version_conflict"); None: by status.
+        self.code = code
+        # More for an API client, such as the id of the applicant a duplicate points to.
+        self.details = dict(details or {})
 
 
 class Invalid(ServiceError):

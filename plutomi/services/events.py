@@ -25,6 +25,10 @@ class Actor:
         return cls("applicant", applicant.id)
 
     @classmethod
+    def api_key(cls, key) -> Actor:
+        return cls("api_key", key.id)
+
+    @classmethod
     def system(cls) -> Actor:
         return cls("system")
 

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, func, select, text, update
 
 from plutomi import ranks
 from plutomi.extensions import db, keeping_loaded
-from plutomi.models import Applicant, ApplicantStatus, Membership, Role, Stage, utcnow
+from plutomi.models import ApiKey, Applicant, ApplicantStatus, Membership, Role, Stage, utcnow
 from plutomi.models.base import UTCDateTime
 from plutomi.services import rules, throttle
 from plutomi.services.errors import Conflict, Invalid, NotFound
@@ -58,7 +58,8 @@ def _target_stage(applicant: Applicant, stage_id: str) -> Stage:
 def _stale(applicant: Applicant) -> Conflict:
     return Conflict(
         f"{applicant.name} was moved or changed by someone else since your board was drawn."
-        " The board now shows where they are."
+        " The board now shows where they are.",
+        code="version_conflict",
     )
 
 
@@ -75,7 +76,8 @@ def _check_active(applicant: Applicant) -> None:
                 "restore them before moving them."
                 if applicant.status == "rejected"
                 else "a withdrawn application cannot be moved."
-            )
+            ),
+            code="not_active",
         )
 
 
@@ -327,6 +329,18 @@ def move(
     throttle_moves(actor)
     applicant = get_applicant(actor, applicant_id)
     stage = _target_stage(applicant, stage_id)
+    return _move(applicant, stage, after, before, version, Actor.user(actor.user))
+
+
+def _move(
+    applicant: Applicant,
+    stage: Stage,
+    after: str | None,
+    before: str | None,
+    version: int | None,
+    actor: Actor,
+) -> Moved:
+    """The checks and the write every single move makes, whoever asked for it; commits."""
     _check_active(applicant)
     _check_version(applicant, version)
     moved = place(
@@ -334,7 +348,7 @@ def move(
         applicant.stage,
         stage,
         _rank(applicant, stage, after, before),
-        actor=Actor.user(actor.user),
+        actor=actor,
         version=applicant.version,
     )
     if moved is None:
@@ -342,6 +356,21 @@ def move(
         raise _stale(applicant)
     _commit_keeping_loaded()
     return moved
+
+
+def move_by_api(key: ApiKey, applicant: Applicant, stage_id: str, *, version: int | None) -> Moved:
+    """An API client moves an applicant of its key's org (the caller found it in that org and
+    checked the key may write) to the top of a stage of the applicant's opening. A stage id
+    that is not one of the opening's is bad input (field stage_id), not a missing page."""
+    if applicant.org_id != key.org_id:
+        raise NotFound("No such applicant in this org.")
+    try:
+        stage = _target_stage(applicant, stage_id)
+    except NotFound:
+        raise Invalid("No stage of the applicant's opening has this id.", "stage_id") from None
+    except Invalid as exc:
+        raise Invalid(exc.message, "stage_id") from None
+    return _move(applicant, stage, None, None, version, Actor.api_key(key))
 
 
 # --- reject and restore --------------------------------------------------------------------

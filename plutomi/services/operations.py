@@ -259,6 +259,8 @@ def describe(kind: str, payload: Any) -> tuple[str, str]:
     payload = payload if isinstance(payload, dict) else {}
     if kind == "email":
         return _line(payload.get("to")), _line(payload.get("subject"))
+    if kind == "webhook" and isinstance(payload.get("body"), dict):
+        return _line(payload.get("url")), _line(payload["body"].get("type"))
     recipient = next((_line(payload[k]) for k in ("to", "url") if payload.get(k)), "")
     summary = next(
         (_line(payload[k]) for k in ("subject", "event_type", "event", "type") if payload.get(k)),

@@ -12,13 +12,14 @@ import logging
 import random
 import secrets
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
 from redis.exceptions import RedisError
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import event, or_, select, update
+from sqlalchemy import bindparam, case, event, false, or_, select, update
 from sqlalchemy.orm import Session
 
 from plutomi.extensions import db, keeping_loaded, queues
@@ -34,6 +35,34 @@ BACKOFF = [30, 120, 600, 3600, 6 * 3600]
 Sender = Callable[[OutboxMessage], str]
 _senders: dict[str, Sender] = {}
 _closers: dict[str, Callable[[], None]] = {}
+_schedules: dict[str, tuple[int, ...]] = {}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A batch's hold on its rows: only the holder of the token may finish them."""
+
+    token: str
+    lease_until: datetime
+
+
+# Carries out a whole batch of one kind at once (webhooks: many receivers in parallel) and
+# finishes its rows itself, through finish(); returns the count of rows by final state.
+BatchSender = Callable[[list[OutboxMessage], Claim], dict[str, int]]
+_batch_senders: dict[str, BatchSender] = {}
+
+
+def batch_sender(kind: str) -> Callable[[BatchSender], BatchSender]:
+    def register(fn: BatchSender) -> BatchSender:
+        _batch_senders[kind] = fn
+        return fn
+
+    return register
+
+
+def backoff_schedule(kind: str, seconds: tuple[int, ...]) -> None:
+    """Seconds before attempt n+1 for rows of this kind, instead of BACKOFF."""
+    _schedules[kind] = tuple(seconds)
 
 
 def sender(kind: str, *, close: Callable[[], None] | None = None) -> Callable[[Sender], Sender]:
@@ -98,6 +127,20 @@ def enqueue(ids: list[int]) -> None:
         log.warning("Redis unavailable; %d outbox rows wait for the sweep", len(ids))
 
 
+def enqueue_at(ids: list[int], when: datetime) -> None:
+    """Hand ids to RQ's scheduler for a retry due before the next sweep would find it (a
+    webhook's first retry comes after about 5 s; the sweep runs every 30 s). Best effort:
+    the sweep still finds them."""
+    if not ids or current_app.config.get("OUTBOX_HANDOFF") is False:
+        return
+    try:
+        queues.queue().enqueue_at(
+            when, "jobs.outbox.deliver", sorted(ids), result_ttl=60, failure_ttl=24 * 3600
+        )
+    except RedisError:
+        log.warning("Redis unavailable; %d retries wait for the sweep", len(ids))
+
+
 # --- claims and delivery --------------------------------------------------------------------
 
 
@@ -110,13 +153,29 @@ def _claimable(now: datetime):
     )
 
 
+def _claimable_row(now: datetime):
+    """_claimable(now), as a test of each row the ids found. Written this way, the planner
+    reaches the rows through their ids (the primary key) alone: given _claimable itself, it
+    may AND in bitmap scans of the state index, whose entries for rows that changed state
+    stay until a vacuum (a bitmap scan never marks them dead), so each claim scanned every
+    row sent since the last vacuum, twice."""
+    return case(
+        (
+            OutboxMessage.state.in_([OutboxState.PENDING, OutboxState.RETRYING]),
+            OutboxMessage.next_attempt_at <= now,
+        ),
+        (OutboxMessage.state == OutboxState.SENDING, OutboxMessage.lease_until < now),
+        else_=false(),
+    )
+
+
 def claim(ids: Iterable[int]) -> list[OutboxMessage]:
     """Take the due rows among ids with one conditional UPDATE; two workers never both win."""
     now = utcnow()
     token = secrets.token_hex(16)
     db.session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id.in_(list(ids)), _claimable(now))
+        .where(OutboxMessage.id.in_(list(ids)), _claimable_row(now))
         .values(
             state=OutboxState.SENDING,
             lease_until=now + LEASE,
@@ -135,9 +194,35 @@ def claim(ids: Iterable[int]) -> list[OutboxMessage]:
     )
 
 
-def backoff(attempts: int) -> timedelta:
-    base = BACKOFF[min(attempts - 1, len(BACKOFF) - 1)]
+def backoff(attempts: int, kind: str | None = None) -> timedelta:
+    schedule = _schedules.get(kind or "", BACKOFF)
+    base = schedule[min(max(attempts, 1) - 1, len(schedule) - 1)]
     return timedelta(seconds=base * random.uniform(0.8, 1.2))
+
+
+def failed_values(message: OutboxMessage, error: str, retry_after: float | None = None) -> dict:
+    """A failed attempt's row values: retried after its backoff (or the receiver's
+    Retry-After, when longer), dead after its last attempt."""
+    dead = message.attempts >= message.max_attempts
+    wait = backoff(message.attempts, message.kind)
+    if retry_after:
+        wait = max(wait, timedelta(seconds=min(retry_after, 24 * 3600)))
+    return {
+        "state": OutboxState.DEAD if dead else OutboxState.RETRYING,
+        "last_error": error[:2000],
+        "lease_until": None,
+        "next_attempt_at": utcnow() + wait,
+    }
+
+
+def done_values(transport: str) -> dict:
+    return {
+        "state": OutboxState.DONE,
+        "transport": transport,
+        "done_at": utcnow(),
+        "lease_until": None,
+        "last_error": None,
+    }
 
 
 def deliver(ids: Iterable[int]) -> dict[str, int]:
@@ -153,10 +238,15 @@ def deliver(ids: Iterable[int]) -> dict[str, int]:
     kinds = {message.kind for message in claimed}
     session = db.session()
     try:
+        singles = [m for m in claimed if m.kind not in _batch_senders]
         # The claimed rows are ours and were just read: a commit per row need not expire them
         # all, which made each email reload its row (and the batch's others) with more SELECTs.
         with keeping_loaded():
-            _deliver_claimed(claimed, token, lease_until, counts)
+            _deliver_claimed(singles, token, lease_until, counts)
+            for kind in sorted(kinds & _batch_senders.keys()):
+                rows = [m for m in claimed if m.kind == kind]
+                for state, n in _batch_senders[kind](rows, Claim(token, lease_until)).items():
+                    counts[state] = counts.get(state, 0) + n
     finally:
         # As a commit would have: a caller sharing this session must not read them stale.
         for message in claimed:
@@ -185,21 +275,9 @@ def _deliver_claimed(
             raise  # the job's own time is up: the lease expires and the sweep hands rows out
         except Exception as exc:  # any failure of the side effect is retried, never lost
             log.warning("outbox %s attempt %d failed: %s", message.public_id, message.attempts, exc)
-            dead = message.attempts >= message.max_attempts
-            values = {
-                "state": OutboxState.DEAD if dead else OutboxState.RETRYING,
-                "last_error": f"{type(exc).__name__}: {exc}"[:2000],
-                "lease_until": None,
-                "next_attempt_at": utcnow() + backoff(message.attempts),
-            }
+            values = failed_values(message, f"{type(exc).__name__}: {exc}")
         else:
-            values = {
-                "state": OutboxState.DONE,
-                "transport": transport,
-                "done_at": utcnow(),
-                "lease_until": None,
-                "last_error": None,
-            }
+            values = done_values(transport)
         # Only the holder of the claim may finish the row (its lease may have been taken over).
         result = db.session.execute(
             update(OutboxMessage)
@@ -240,9 +318,16 @@ def sweep() -> int:
 RETRYABLE = (OutboxState.DEAD, OutboxState.RETRYING)
 
 
-def requeue(*where: Any, states: Iterable[str] = RETRYABLE, limit: int | None = None) -> list[int]:
+def requeue(
+    *where: Any,
+    states: Iterable[str] = RETRYABLE,
+    limit: int | None = None,
+    per_second: int | None = None,
+) -> list[int]:
     """Put the rows matching where (dead or retrying ones only) back in line at once, with a
     fresh count of attempts, in the caller's transaction; returns the ids it reset.
+    per_second spreads their due times, oldest first, so they go out at that rate (the
+    sweep hands each out once it is due).
 
     The one way to retry by hand. The UPDATE is conditional on the state, so a row a worker is
     sending right now, or sent already, is left alone. The ids go to RQ when the caller commits,
@@ -267,5 +352,17 @@ def requeue(*where: Any, states: Iterable[str] = RETRYABLE, limit: int | None = 
             .execution_options(synchronize_session=False)
         )
     )
+    if per_second and len(ids) > per_second:
+        ids.sort()
+        now = utcnow()
+        db.session.execute(
+            update(OutboxMessage.__table__)
+            .where(OutboxMessage.__table__.c.id == bindparam("row_id"))
+            .values(next_attempt_at=bindparam("due")),
+            [
+                {"row_id": id_, "due": now + timedelta(seconds=n // per_second)}
+                for n, id_ in enumerate(ids)
+            ],
+        )
     db.session.info.setdefault("outbox_ids", []).extend(ids)
     return ids

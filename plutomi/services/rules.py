@@ -61,7 +61,7 @@ from plutomi.models import (
     utcnow,
 )
 from plutomi.models.base import UTCDateTime
-from plutomi.services import conditions, moves
+from plutomi.services import conditions, moves, webhooks
 from plutomi.services.events import Actor, record_applicant
 
 log = logging.getLogger(__name__)
@@ -417,11 +417,18 @@ def external_event(
     applicant: Applicant, event_type: str, data: dict[str, Any] | None, *, actor: Actor
 ) -> bool:
     """An outside system reported an event for the applicant: record it, then run the rules
-    of their stage that wait for its type. The caller commits."""
-    record_applicant(
+    of their stage that wait for its type. The caller commits. True when a rule moved them."""
+    return receive_external_event(applicant, event_type, data, actor=actor)[1]
+
+
+def receive_external_event(
+    applicant: Applicant, event_type: str, data: dict[str, Any] | None, *, actor: Actor
+) -> tuple[Event, bool]:
+    """external_event, also giving the event it recorded (the API answers with it)."""
+    recorded = record_applicant(
         "applicant.external_event", applicant, actor=actor, event_type=event_type, data=data or {}
     )
-    return fire(applicant, Trigger.EXTERNAL_EVENT, event_type=event_type)
+    return recorded, fire(applicant, Trigger.EXTERNAL_EVENT, event_type=event_type)
 
 
 # --- timers -----------------------------------------------------------------------------------
@@ -654,6 +661,7 @@ class _Chunk:
             return
         db.session.flush()
         rows, self.events = self.events, []
+        webhooks.note(rows)
         if db.engine.dialect.name != "postgresql":
             db.session.execute(insert(Event.__table__), rows)
             return

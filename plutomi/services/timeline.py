@@ -2,8 +2,8 @@
 
 Pages are keyset-paginated on (created_at, id), never OFFSET: a page costs the same however far
 back it is, and an event written while someone reads cannot shift a row from one page to the
-next (no duplicates, no gaps). A page is two queries: its events, and the names of the users
-among their actors.
+next (no duplicates, no gaps). A page is at most three queries: its events, and the names of
+the users and of the API keys among their actors (each only when there are some).
 
 Each event type has a small describing function in DESCRIBE; a type without one reads as its
 own name ("opening.published" -> "Opening published"). The sentences are plain text, escaped by
@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 
 from plutomi.extensions import db
-from plutomi.models import Applicant, Event, Org, User
+from plutomi.models import ApiKey, Applicant, Event, Org, User
 from plutomi.services.errors import Invalid
 
 PAGE_SIZE = 25
@@ -152,6 +152,12 @@ def _webhook(p: Payload) -> str:
     return _with(sentence, _text(p, "url"), " to ")
 
 
+def _webhook_failed(p: Payload) -> str:
+    sentence = _with("Webhook", _text(p, "event_type"), " ")
+    sentence = _with(sentence, _text(p, "url"), " to ") + " failed"
+    return _with(sentence, _text(p, "error"), ": ")
+
+
 def _chain_capped(p: Payload) -> str:
     limit = _text(p, "limit") or _text(p, "cap")
     stopped = "Automatic moves stopped"
@@ -189,6 +195,7 @@ DESCRIBE: dict[str, Callable[[Payload], str]] = {
     "applicant.email_skipped": _email_skipped,
     "applicant.unsubscribed": lambda p: "Unsubscribed from non-essential email",
     "webhook.delivered": _webhook,
+    "webhook.failed": _webhook_failed,
     "rule.chain_capped": _chain_capped,
     "rule.fired": _rule_fired,
     "rule.action_skipped": _action_skipped,
@@ -208,7 +215,9 @@ def describe(type: str, payload: Payload | None) -> str:
     return text[:1].upper() + text[1:] if text else "Something happened"
 
 
-def actor_label(event: Event, user_names: Mapping[int, str]) -> str:
+def actor_label(
+    event: Event, user_names: Mapping[int, str], key_names: Mapping[int, str] | None = None
+) -> str:
     kind, payload = event.actor_type, event.payload or {}
     if kind == "user":
         return user_names.get(event.actor_id, "A deleted user")
@@ -217,15 +226,19 @@ def actor_label(event: Event, user_names: Mapping[int, str]) -> str:
     if kind == "rule":
         return _with("Rule", _text(payload, "rule_name"))
     if kind == "api_key":
-        return "API key"
+        name = (key_names or {}).get(event.actor_id)
+        return _quoted("API key", name) if name else "API key"
     return "System"
 
 
 # --- pages -----------------------------------------------------------------------------------
 
 
-def page(org: Org, applicant: Applicant, before: str | None = None, size: int = PAGE_SIZE) -> Page:
-    """One page of the applicant's events, newest first, older than the cursor `before`."""
+def events(
+    org: Org, applicant: Applicant, before: str | None = None, size: int = PAGE_SIZE
+) -> tuple[list[Event], str | None]:
+    """One page of the applicant's event rows, newest first, older than the cursor `before`;
+    and the cursor of the next (older) page, None on the last. The API pages the same way."""
     query = select(Event).where(Event.org_id == org.id, Event.applicant_id == applicant.id)
     if before:
         at, event_id = parse_cursor(before)
@@ -233,21 +246,32 @@ def page(org: Org, applicant: Applicant, before: str | None = None, size: int = 
             or_(Event.created_at < at, and_(Event.created_at == at, Event.id < event_id))
         )
     # One row more than shown tells whether an older page exists, without counting.
-    events = list(
+    rows = list(
         db.session.scalars(query.order_by(Event.created_at.desc(), Event.id.desc()).limit(size + 1))
     )
-    more = len(events) > size
-    events = events[:size]
-    user_ids = {e.actor_id for e in events if e.actor_type == "user" and e.actor_id is not None}
-    names: dict[int, str] = {}
-    if user_ids:
-        names = dict(
-            db.session.execute(select(User.id, User.name).where(User.id.in_(user_ids))).all()
-        )
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, _cursor(rows[-1]) if more else None
+
+
+def _names(model, rows: list[Event], kind: str) -> dict[int, str]:
+    ids = {e.actor_id for e in rows if e.actor_type == kind and e.actor_id is not None}
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(model.id, model.name).where(model.id.in_(ids))).all())
+
+
+def page(org: Org, applicant: Applicant, before: str | None = None, size: int = PAGE_SIZE) -> Page:
+    """One page of the applicant's events, newest first, older than the cursor `before`."""
+    rows, older = events(org, applicant, before, size)
+    names = _names(User, rows, "user")
+    key_names = _names(ApiKey, rows, "api_key")
     return Page(
         entries=[
-            Entry(e.type, describe(e.type, e.payload), actor_label(e, names), e.created_at)
-            for e in events
+            Entry(
+                e.type, describe(e.type, e.payload), actor_label(e, names, key_names), e.created_at
+            )
+            for e in rows
         ],
-        older=_cursor(events[-1]) if more else None,
+        older=older,
     )

@@ -67,13 +67,13 @@ def browser() -> Iterator:
 
 
 @pytest.fixture
-def app(make_app, smtp_server) -> Flask:
+def app(make_app, smtp_server, live_config) -> Flask:
     """The app that test code, run_jobs() included, works in: configured like the live server's.
 
     run_jobs() delivers outbox rows in this app's context, so it must send over the same SMTP
     server as the live app, or invites would land in the dev mailbox instead.
     """
-    return make_app(SMTP_URL=smtp_server.url)
+    return make_app(SMTP_URL=smtp_server.url, **live_config)
 
 
 @pytest.fixture

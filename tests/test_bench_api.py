@@ -1,0 +1,66 @@
+"""The API benchmark (bench/api.py), end to end at a tiny size, so it never rots: Plutomi and the
+floor under gunicorn, clients creating applicants with idempotency keys and replaying some, and
+the checks afterwards. The numbers it measures are not asserted; `make bench` reports them."""
+
+from __future__ import annotations
+
+from argparse import Namespace
+
+from bench import api as bench_api
+from bench.common import Server
+from plutomi.models import QuestionType
+
+
+def test_the_api_scenario_creates_one_applicant_per_key_and_replays(
+    app, make_org, make_opening, make_question, tmp_path
+):
+    opening = make_opening(make_org())
+    first = opening.stages[0]
+    make_question(first, "licence", QuestionType.SHORT_TEXT, required=True)
+    make_question(first, "vehicle", QuestionType.SINGLE_CHOICE, options=["Car", "Van", "Bike"])
+    make_question(first, "years", QuestionType.NUMBER, min_value=0, max_value=80)
+    target = {"org_id": opening.org_id, "opening_id": opening.id}
+    config = app.extensions["test_config"]
+    env = {
+        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
+        "REDIS_URL": config["REDIS_URL"],
+        "SECRET_KEY": config["SECRET_KEY"],
+        "BASE_URL": "http://127.0.0.1",
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "UPLOAD_DIR": str(tmp_path / "uploads"),
+    }
+    postgres = config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+    # SQLite takes one writer at a time: one client there, two racing on PostgreSQL.
+    threads = 2 if postgres else 1
+    servers = []
+    try:
+        servers.append(Server("bench.floor_app:app", env, tmp_path, "floor"))
+        servers.append(Server("wsgi:app", env, tmp_path, "plutomi"))
+        rows = bench_api.scenario(
+            Namespace(
+                api_threads=threads,
+                api_seconds=0.5,
+                api_max=12,
+                api_replay_share=0.3,
+                api_keys=2,
+            ),
+            *servers,
+            config,
+            target,
+        )
+    finally:
+        for server in servers:
+            server.stop()
+    created = rows[0]
+    assert created["verified"], created["checks"]
+    for name in ("app", "floor"):
+        checks = created["checks"][name]
+        assert checks["applicants"] == checks["keys_answered_201"] == checks["key_rows"]
+        assert checks["applicants"] >= bench_api.WARM_UP * threads
+        assert checks["replay_mismatches"] == 0
+    assert created["failed"] == created["floor"]["failed"] == 0
+    assert created["web_peak_rss_mb"]["app"] > 0
+    # Replays are drawn from seeded generators: both apps repeat a key within a few requests.
+    replays = rows[1]
+    assert replays["ok"] > 0 and replays["floor"]["ok"] > 0
+    assert replays["failed"] == replays["floor"]["failed"] == 0

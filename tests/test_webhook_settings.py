@@ -1,0 +1,178 @@
+"""Settings → Webhooks: endpoints through their pages, the secret shown once, the delivery
+log with retry and replay, and who may do what."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from sqlalchemy import select, update
+
+from plutomi.extensions import db
+from plutomi.models import OutboxMessage, OutboxState, Role, WebhookEndpoint
+from tests.conftest import Auth, owner_of
+
+PAGE = "/settings/webhooks"
+HX = {"HX-Request": "true"}
+
+
+def logged_in(app, user):
+    client = app.test_client()
+    assert Auth(client).login(user.email).status_code == 302
+    return client
+
+
+@pytest.fixture
+def app(make_app):
+    # The endpoints below are on this machine; production refuses those (tested elsewhere).
+    return make_app(ALLOW_PRIVATE_WEBHOOK_TARGETS=True)
+
+
+def form(url="http://127.0.0.1:9/hook", **extra):
+    data = {
+        "url": url,
+        "description": "Accounts service",
+        "event_types": ["applicant.moved", "applicant.created"],
+        "custom_types": "driver.approved",
+        "include_personal_data": "y",
+        "enabled": "y",
+    }
+    data.update(extra)
+    return data
+
+
+def endpoint() -> WebhookEndpoint:
+    return db.session.scalar(select(WebhookEndpoint))
+
+
+def test_adding_an_endpoint_shows_its_secret_once(app, make_org):
+    org = make_org()
+    client = logged_in(app, owner_of(org))
+    page = client.get(PAGE)
+    assert page.status_code == 200 and "No endpoints yet" in page.text
+
+    created = client.post(f"{PAGE}/new", data=form())
+    assert created.status_code == 200
+    row = endpoint()
+    assert row.secret in created.text and "will not be shown again" in created.text
+    assert row.event_types == ["applicant.moved", "applicant.created", "driver.approved"]
+    assert row.description == "Accounts service" and row.enabled and row.include_personal_data
+
+    again = client.get(f"{PAGE}/{row.public_id}")
+    assert row.secret not in again.text and row.secret[-4:] in again.text
+    listed = client.get(PAGE)
+    assert "http://127.0.0.1:9/hook" in listed.text and "driver.approved" in listed.text
+
+
+def test_bad_input_is_shown_next_to_each_field_and_nothing_is_saved(app, make_org):
+    org = make_org()
+    client = logged_in(app, owner_of(org))
+    answer = client.post(
+        f"{PAGE}/new",
+        data=form(url="ftp://example.com/x", event_types=[], custom_types="Not A Type"),
+    )
+    assert answer.status_code == 422
+    text = html.unescape(answer.text)
+    assert "Use an http:// or https:// URL." in text
+    assert "is not an event type" in text
+    assert 'value="ftp://example.com/x"' in text  # what was typed is kept
+    assert endpoint() is None
+
+
+def test_private_targets_are_refused_unless_allowed(make_app, make_org):
+    app = make_app()  # ALLOW_PRIVATE_WEBHOOK_TARGETS off, as in production
+    org = make_org()
+    client = logged_in(app, owner_of(org))
+    answer = client.post(f"{PAGE}/new", data=form(url="http://127.0.0.1:8080/hook"))
+    assert answer.status_code == 422
+    assert "private or reserved address" in html.unescape(answer.text)
+    assert endpoint() is None
+
+
+def test_edit_rotate_test_and_delete(app, make_org):
+    org = make_org()
+    client = logged_in(app, owner_of(org))
+    client.post(f"{PAGE}/new", data=form())
+    row = endpoint()
+    url = f"{PAGE}/{row.public_id}"
+
+    edit = client.get(url)
+    assert 'value="driver.approved"' in edit.text  # custom types come back in their field
+    saved = client.post(
+        url, data=form(event_types=["opening.published"], custom_types="", include_personal_data="")
+    )
+    assert saved.status_code == 302
+    db.session.expire_all()
+    assert endpoint().event_types == ["opening.published"]
+    assert endpoint().include_personal_data is False
+
+    old = endpoint().secret
+    rotated = client.post(f"{url}/rotate")
+    db.session.expire_all()
+    assert rotated.status_code == 200 and endpoint().secret in rotated.text
+    assert endpoint().previous_secret == old and endpoint().previous_secret_expires_at
+
+    assert client.post(f"{url}/test").status_code == 302
+    test_row = db.session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "webhook"))
+    assert test_row.payload["body"]["type"] == "webhook.test"
+    log = client.get(url)
+    assert "webhook.test" in log.text and f"msg_{test_row.public_id}" in log.text
+
+    assert client.post(f"{url}/delete").status_code == 302
+    assert endpoint() is None
+    assert db.session.scalar(select(OutboxMessage.id)) is None
+
+
+def test_retry_and_replay_from_the_log(app, make_org):
+    org = make_org()
+    client = logged_in(app, owner_of(org))
+    client.post(f"{PAGE}/new", data=form())
+    row = endpoint()
+    url = f"{PAGE}/{row.public_id}"
+    for _ in range(3):
+        client.post(f"{url}/test")
+    db.session.execute(
+        update(OutboxMessage).values(state=OutboxState.DEAD, attempts=8, last_error="Answered 500")
+    )
+    db.session.commit()
+    first, *_ = db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+
+    page = client.get(f"{url}?state=dead")
+    assert "Replay all dead (3)" in page.text and "Answered 500" in page.text
+    retried = client.post(f"{url}/deliveries/{first.public_id}/retry", headers=HX)
+    assert retried.status_code == 200 and 'id="delivery-' in retried.text
+    assert "pending" in retried.text
+    replayed = client.post(f"{url}/replay")
+    assert replayed.status_code == 302
+    states = db.session.scalars(
+        select(OutboxMessage.state).execution_options(populate_existing=True)
+    )
+    assert sorted(states) == ["pending"] * 3
+    assert client.get(f"{url}?state=bogus").status_code == 400
+
+
+def test_weaker_roles_and_other_orgs_get_nothing(app, make_org, make_member):
+    org, other = make_org(), make_org("Other")
+    client = logged_in(app, owner_of(org))
+    client.post(f"{PAGE}/new", data=form())
+    row = endpoint()
+    recruiter = logged_in(app, make_member(org, Role.RECRUITER))
+    assert recruiter.get(PAGE).status_code == 403
+    assert recruiter.post(f"{PAGE}/new", data=form()).status_code == 403
+    assert recruiter.post(f"{PAGE}/{row.public_id}/delete").status_code == 403
+    assert "Webhooks" not in recruiter.get("/settings").text
+    stranger = logged_in(app, owner_of(other))
+    assert stranger.get(f"{PAGE}/{row.public_id}").status_code == 404
+    assert stranger.post(f"{PAGE}/{row.public_id}/delete").status_code == 404
+    assert re.search(r"Webhooks", client.get("/settings").text)
+
+
+def test_the_operations_page_names_a_deliverys_url_and_type():
+    from plutomi.services import operations
+
+    payload = {"body": {"type": "applicant.moved"}, "url": "https://hooks.example.com/x"}
+    assert operations.describe("webhook", payload) == (
+        "https://hooks.example.com/x",
+        "applicant.moved",
+    )
