@@ -179,6 +179,15 @@ def app(make_app) -> Flask:
 
 
 @pytest.fixture
+def bench_backend(backend) -> str:
+    """For the benchmarks' smoke runs: once per suite, on PostgreSQL (where `make bench`
+    runs) when the suite has it, else on SQLite, so the smoke runs do not cost twice."""
+    if backend == "sqlite" and os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("the benchmarks' smoke run takes PostgreSQL when the suite has it")
+    return backend
+
+
+@pytest.fixture
 def client(app):
     """Replaces pytest-flask's client, which keeps each request's context pushed afterwards:
     a second client's request would then reuse that context and its logged-in user."""

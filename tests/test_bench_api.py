@@ -12,7 +12,7 @@ from plutomi.models import QuestionType
 
 
 def test_the_api_scenario_creates_one_applicant_per_key_and_replays(
-    app, make_org, make_opening, make_question, tmp_path
+    app, bench_backend, make_org, make_opening, make_question, tmp_path
 ):
     opening = make_opening(make_org())
     first = opening.stages[0]

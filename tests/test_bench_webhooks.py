@@ -42,7 +42,9 @@ def test_the_receiver_counts_requests_and_catches_a_bad_signature():
     }
 
 
-def test_the_webhooks_scenario_delivers_every_row_and_verifies(app, make_org, make_opening):
+def test_the_webhooks_scenario_delivers_every_row_and_verifies(
+    app, bench_backend, make_org, make_opening
+):
     opening = make_opening(make_org())
     target = {"org_id": opening.org_id, "opening_id": opening.id}
     n = 150  # a full batch and a part one, after the warm-up batch
