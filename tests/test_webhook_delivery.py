@@ -402,13 +402,11 @@ def test_a_timeout_is_retried_and_the_endpoints_other_rows_wait_without_an_attem
         fast_rows = send_test(org, fast, 2)
         ids = [row.id for row in slow_rows + fast_rows]
 
-        started = time.monotonic()
         counts = outbox.deliver(ids)
-        elapsed = time.monotonic() - started
         assert len(quick.requests) == 2
-    # Each lane waits out one timeout, not one per row (4 s or more).
-    assert 1.0 <= elapsed < 3.5, elapsed
     assert counts == {"done": 2, "retrying": lanes, "dead": 0}
+    # Each lane waits out one timeout, not one per row: one request a lane reached the
+    # receiver, and the rest were given back untried.
     assert len(webhook_receiver.requests) == lanes
     slow_now = [delivery(row.id) for row in slow_rows]
     timed_out = [row for row in slow_now if row.attempts == 1]
@@ -458,7 +456,8 @@ def in_thread(app, fn) -> tuple[threading.Thread, dict]:
 def test_a_slow_receiver_does_not_hold_up_another_endpoints_delivery(
     app, org, make_opening, make_applicant, webhook_receiver
 ):
-    webhook_receiver.default = Answer(delay=3)  # A: 3 s per request, unless let go
+    # A answers only when let go: B's delivery must not wait for it, whatever the timing.
+    webhook_receiver.default = Answer(delay=60)
     a = add_endpoint(org, webhook_receiver.url("/slow"), "applicant.moved")
     opening = make_opening(org)
     applicant = make_applicant(opening)
@@ -470,28 +469,25 @@ def test_a_slow_receiver_does_not_hold_up_another_endpoints_delivery(
         (b_id,) = (row.id for row in deliveries(b))
         started = time.monotonic()
         thread, outcome = in_thread(app, lambda: outbox.deliver([a_id, b_id]))
-        # Watch B's row from this connection while the batch runs.
+        # Watch B's row from this connection while the batch runs (the deadline only keeps a
+        # broken build from hanging; A holds its answer for a minute).
         while delivery(b_id).state != OutboxState.DONE:
             assert "error" not in outcome, outcome
-            assert time.monotonic() - started < 2.5, "B waited for A"
+            assert time.monotonic() - started < 30, "B waited for A"
             time.sleep(0.02)
-        b_done = time.monotonic() - started
-        # B is received and its row committed, while A's request is still being answered.
+        # B is received and its row committed, while A's request is still unanswered.
         assert delivery(a_id).state == OutboxState.SENDING
         (slow_request,) = webhook_receiver.wait_for(1)
         (fast_request,) = quick.wait_for(1)
         assert slow_request.answered_at is None
         assert fast_request.answered_at is not None
-        assert abs(fast_request.at - slow_request.at) < 1.0  # called side by side
-        assert b_done < 2.5, b_done
-
+        webhook_receiver.release()
         thread.join(10)
     assert not thread.is_alive()
     assert "error" not in outcome, outcome
-    assert time.monotonic() - started >= 2.5  # A really took its 3 s
     assert outcome["result"] == {"done": 2, "retrying": 0, "dead": 0}
     assert delivery(a_id).state == OutboxState.DONE
-    assert slow_request.answered_at - slow_request.at >= 2.5
+    assert slow_request.answered_at is not None
 
 
 # --- a worker killed mid-delivery --------------------------------------------------------------
