@@ -12,6 +12,7 @@ from email.utils import format_datetime
 
 import pytest
 import time_machine
+from rq.job import Job
 from sqlalchemy import select
 
 from jobs import outbox as outbox_jobs
@@ -294,6 +295,14 @@ def test_replaying_the_dead_spreads_them_at_the_replay_rate(org, webhook_receive
         round((row.next_attempt_at - start).total_seconds()) for row in deliveries(endpoint)
     )
     assert offsets == {0: per_second, 1: per_second, 2: 5}
+    # Each later second's share also waits in RQ's scheduler for its own time: the sweep alone
+    # would hand out 30 seconds' worth at once.
+    registry = queues.queue().scheduled_job_registry
+    shares = sorted(
+        len(Job.fetch(job_id, connection=queues.connection).args[0])
+        for job_id in registry.get_job_ids()
+    )
+    assert shares == [5, per_second]
 
     def done() -> int:
         return sum(row.state == OutboxState.DONE for row in deliveries(endpoint))
