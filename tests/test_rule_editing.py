@@ -280,9 +280,10 @@ def test_a_stage_without_required_questions_may_have_a_stage_completed_rule(w):
             "lower-case",
         ),
         (
-            {"trigger": "external_event", "event_type": "a." + "b" * 100},
+            # 65 characters: one more than the events table keeps, and the API takes.
+            {"trigger": "external_event", "event_type": "a." + "b" * 63},
             "event_type",
-            "at most 100",
+            "at most 64",
         ),
         (
             {"trigger": "stage_entered", "only_if_incomplete": True},
@@ -457,8 +458,9 @@ def test_email_templates_are_the_orgs_own(w, make_org):
         ("driver..approved", "joined by dots"),
         ("9driver.approved", "joined by dots"),
         ("driver.approved " + "x", "joined by dots"),
-        ("d." + "x" * 99, "at most 100"),
+        ("d." + "x" * 63, "at most 64"),  # events keep 64 characters of a type
         ("applicant.moved", "are built in"),
+        ("webhook.delivered", "are built in"),
         ("opening.published", "are built in"),
         ("stage.added", "are built in"),
         ("rule.fired", "are built in"),

@@ -29,6 +29,7 @@ from plutomi.models import (
     utcnow,
 )
 from plutomi.services import applications, moves, openings, rules, timeline, webhooks
+from plutomi.services.errors import Invalid
 from plutomi.services.events import Actor, record_applicant
 from tests.receivers import Answer, Receiver
 
@@ -448,3 +449,20 @@ def test_a_delivery_to_an_endpoint_turned_off_meanwhile_is_kept_and_told(
     assert timeline.describe(failed.type, failed.payload) == (
         f"Webhook applicant.moved to {endpoint.url} failed: The endpoint is turned off"
     )
+
+
+@pytest.mark.parametrize("name", ["driver.2fa_done", "a." + "b" * 62])
+def test_an_endpoint_can_subscribe_to_any_type_a_rule_may_emit(name):
+    from plutomi.services import events
+
+    assert events.type_problem(name, custom=True) is None  # a rule may emit it
+    assert webhooks.clean_event_types([], name) == [name]
+
+
+@pytest.mark.parametrize("name", ["webhook.delivered", "rule.fired", "a." + "b" * 63])
+def test_built_in_or_too_long_types_are_refused_for_endpoints_as_for_rules(name):
+    from plutomi.services import events
+
+    assert events.type_problem(name, custom=True) is not None
+    with pytest.raises(Invalid):
+        webhooks.clean_event_types([], name)

@@ -10,7 +10,7 @@ from typing import Any
 from plutomi.api import schemas
 from plutomi.models import ApplicantStatus, OpeningState, QuestionType
 from plutomi.models.base import PUBLIC_ID_PATTERN
-from plutomi.services import idempotency
+from plutomi.services import events, idempotency
 
 VERSION = "1.0.0"
 ID = {"type": "string", "pattern": f"^{PUBLIC_ID_PATTERN}$", "minLength": 16, "maxLength": 16}
@@ -226,8 +226,8 @@ def _components() -> dict[str, Any]:
         {
             "type": {
                 "type": "string",
-                "pattern": schemas.EVENT_TYPE_PATTERN,
-                "maxLength": schemas.EVENT_TYPE_MAX,
+                "pattern": events.TYPE_RE.pattern,
+                "maxLength": events.TYPE_MAX,
                 "description": "Lower case, words joined by dots: the name a rule's "
                 "“outside event” trigger waits for.",
             },

@@ -11,19 +11,15 @@ from datetime import datetime
 from typing import Any
 
 from plutomi.models import Applicant, Event, Opening, Question, QuestionType
-from plutomi.services import answers, applications
+from plutomi.services import answers, applications, events
 from plutomi.services.errors import Invalid, InvalidFields, ServiceError
-from plutomi.services.rule_editing import EVENT_TYPE_RE
 
 MAX_BODY = 64 * 1024
 DATA_MAX = 16 * 1024
-EVENT_TYPE_MAX = 64
 NAME_MAX = 200
 EMAIL_MAX = 254
 EVENTS_PAGE = 25
 EVENTS_PAGE_MAX = 100
-# The same names a rule's "outside event" trigger accepts, so every rule can be reached.
-EVENT_TYPE_PATTERN = EVENT_TYPE_RE.pattern
 FILE_ANSWER = (
     "This is a file question: files cannot be sent through the API. The applicant uploads "
     "it from their portal."
@@ -185,13 +181,10 @@ def given_answers(body: dict[str, Any]) -> dict[str, Any]:
 def external_event(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     errors = _fields(body, {"type", "data"}, {"type"})
     kind = _string(body, "type", errors)
-    if "type" not in errors and (
-        not kind or len(kind) > EVENT_TYPE_MAX or not EVENT_TYPE_RE.match(kind)
-    ):
-        errors["type"] = (
-            "Name the event in lower case, with words joined by dots (such as "
-            f"account_creation.failed), in at most {EVENT_TYPE_MAX} characters."
-        )
+    # The names a rule's "outside event" trigger accepts (events.type_problem), so every
+    # rule can be reached.
+    if "type" not in errors and (problem := events.type_problem(kind, custom=False)):
+        errors["type"] = problem
     data = body.get("data", {})
     if data is None:
         data = {}

@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from plutomi.extensions import db
 from plutomi.models import Event
+
+# Event type names are dotted lower-case words ("account_creation.failed"). The events table
+# keeps 64 characters of one; rules, webhook endpoints and the API accept the same names, so
+# whatever one of them takes the others can store, send and match.
+TYPE_MAX = 64
+TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
+# Our own types: an org's custom type (a rule's webhook event) must never pass for one.
+BUILT_IN_PREFIXES = ("applicant.", "opening.", "stage.", "rule.", "webhook.")
+
+
+def type_problem(value: str, *, custom: bool) -> str | None:
+    """What is wrong with an event type name, or None. custom: an org's own type (a rule's
+    webhook event, an endpoint's subscription), which may not take a built-in prefix."""
+    if not value:
+        return "Name the event, such as account_creation.failed."
+    if len(value) > TYPE_MAX:
+        return f"Use at most {TYPE_MAX} characters."
+    if not TYPE_RE.match(value):
+        return (
+            "Use lower-case words of letters, digits and underscores joined by dots, "
+            "such as account_creation.failed."
+        )
+    if custom and value.startswith(BUILT_IN_PREFIXES):
+        return (
+            "Events starting with applicant., opening., stage., rule. or webhook. are built "
+            "in; choose another name, such as driver.approved."
+        )
+    return None
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from plutomi.models import (
     Trigger,
     utcnow,
 )
-from plutomi.services import conditions, email_templates, rules
+from plutomi.services import conditions, email_templates, events, rules
 from plutomi.services.applicants import duration
 from plutomi.services.conditions import Op
 from plutomi.services.errors import Invalid, InvalidFields
@@ -100,10 +100,6 @@ ACTION_LABELS = {
 UNITS = {"minutes": 1, "hours": 60, "days": 24 * 60}
 MAX_DELAY_DAYS = 3650
 MAX_DELAY_MINUTES = MAX_DELAY_DAYS * UNITS["days"]
-EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
-EVENT_TYPE_MAX = 100
-# Our own event types: a rule's webhook event must never pass for one of them.
-RESERVED_PREFIXES = ("applicant.", "opening.", "stage.", "rule.")
 MAX_CONDITIONS = 20
 MAX_ACTIONS = 10
 VALUE_MAX = 300
@@ -207,24 +203,6 @@ def _delay(data: RuleInput, errors: dict[str, str]) -> int | None:
         errors["delay_amount"] = f"Give a time between 1 minute and {MAX_DELAY_DAYS:,} days."
         return None
     return minutes
-
-
-def _event_type_problem(value: str, *, reserved: bool) -> str | None:
-    if not value:
-        return "Name the event, such as account_creation.failed."
-    if len(value) > EVENT_TYPE_MAX:
-        return f"Use at most {EVENT_TYPE_MAX} characters."
-    if not EVENT_TYPE_RE.match(value):
-        return (
-            "Use lower-case words of letters, digits and underscores joined by dots, "
-            "such as account_creation.failed."
-        )
-    if reserved and value.startswith(RESERVED_PREFIXES):
-        return (
-            "Events starting with applicant., opening., stage. or rule. are built in; "
-            "choose another name, such as driver.approved."
-        )
-    return None
 
 
 def _text(value: str) -> str:
@@ -442,7 +420,7 @@ def _check_action(
         return {"type": "email", "template": template.public_id}
     if kind == "webhook":
         event = (action.event or "").strip()
-        problem = _event_type_problem(event, reserved=True)
+        problem = events.type_problem(event, custom=True)
         if problem:
             errors[f"{prefix}-event"] = problem
             return None
@@ -478,7 +456,7 @@ def check(
     event_type = None
     if trigger is Trigger.EXTERNAL_EVENT:
         event_type = (data.event_type or "").strip()
-        if problem := _event_type_problem(event_type, reserved=False):
+        if problem := events.type_problem(event_type, custom=False):
             errors["event_type"] = problem
 
     match = data.match if data.match in ("all", "any") else None

@@ -39,7 +39,7 @@ from plutomi.models import (
     new_public_id,
     utcnow,
 )
-from plutomi.services import mail, outbox
+from plutomi.services import events, mail, outbox
 from plutomi.services.errors import Invalid, InvalidFields
 from plutomi.services.events import Actor, record
 from plutomi.services.lookups import by_public_id
@@ -67,7 +67,6 @@ FAILING_LIMIT = timedelta(days=5)
 REPLAY_PER_SECOND = 10
 REPLAY_LIMIT = 10_000
 
-_CUSTOM_TYPE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 _PERSONAL = ("name", "email", "answers")
 
 outbox.backoff_schedule("webhook", BACKOFF)
@@ -101,14 +100,6 @@ def custom_types(org_id: int) -> list[str]:
     return sorted(found)
 
 
-def _is_custom_type(value: str) -> bool:
-    return (
-        len(value) <= 64
-        and _CUSTOM_TYPE.fullmatch(value) is not None
-        and not value.startswith(("webhook.", "rule."))
-    )
-
-
 def clean_event_types(chosen: Iterable[str], extra: str = "") -> list[str]:
     """The standard types chosen and the custom ones typed (comma or space separated)."""
     types = []
@@ -116,10 +107,9 @@ def clean_event_types(chosen: Iterable[str], extra: str = "") -> list[str]:
         value = value.strip()
         if not value or value in types:
             continue
-        if value not in EVENT_TYPES and not _is_custom_type(value):
+        if value not in EVENT_TYPES and (problem := events.type_problem(value, custom=True)):
             raise Invalid(
-                f"“{value[:64]}” is not an event type. Custom types are dotted lower-case "
-                "words, such as driver.approved.",
+                f"“{value[: events.TYPE_MAX]}” is not an event type you can choose. {problem}",
                 "event_types",
             )
         types.append(value)
