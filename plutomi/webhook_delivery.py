@@ -65,8 +65,6 @@ class _Delivery:
     id: int
     public_id: str
     body: str
-    attempts: int
-    max_attempts: int
 
 
 @dataclass
@@ -351,8 +349,6 @@ def deliver(rows: list[OutboxMessage], claim: outbox.Claim) -> dict[str, int]:
             row.id,
             row.public_id,
             json.dumps(row.payload["body"], separators=(",", ":")),
-            row.attempts,
-            row.max_attempts,
         )
         if endpoint is None or not endpoint.enabled:
             off = endpoint or _Endpoint(row.endpoint_id or 0, "", False, ())  # its URL, if any
@@ -369,7 +365,7 @@ def deliver(rows: list[OutboxMessage], claim: outbox.Claim) -> dict[str, int]:
         _run_lanes(lanes, writer, claim)
     writer.flush()
     # Failures and successes count per endpoint only for what was really tried.
-    webhooks.record_failures(writer.succeeded | writer.failed, writer.succeeded, writer.gone)
+    webhooks.record_failures(writer.succeeded, writer.failed, writer.gone)
     db.session.commit()
     if writer.soon:
         outbox.enqueue_at(writer.soon, max(writer.soon_at, utcnow()))

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select, update
 
 from plutomi.extensions import db
-from plutomi.models import OutboxMessage, OutboxState, Role, WebhookEndpoint
+from plutomi.models import Membership, OutboxMessage, OutboxState, Role, WebhookEndpoint
+from plutomi.services import webhooks
 from tests.conftest import Auth, owner_of
 
 PAGE = "/settings/webhooks"
@@ -42,6 +43,12 @@ def form(url="http://127.0.0.1:9/hook", **extra):
     return data
 
 
+def owner_membership(org) -> Membership:
+    return db.session.scalar(
+        select(Membership).where(Membership.org_id == org.id, Membership.role == Role.OWNER)
+    )
+
+
 def endpoint() -> WebhookEndpoint:
     return db.session.scalar(select(WebhookEndpoint))
 
@@ -56,6 +63,7 @@ def test_adding_an_endpoint_shows_its_secret_once(app, make_org):
     assert created.status_code == 200
     row = endpoint()
     assert row.secret in created.text and "will not be shown again" in created.text
+    assert created.headers["Cache-Control"] == "no-store"  # nothing keeps a copy of it
     assert row.event_types == ["applicant.moved", "applicant.created", "driver.approved"]
     assert row.description == "Accounts service" and row.enabled and row.include_personal_data
 
@@ -176,3 +184,27 @@ def test_the_operations_page_names_a_deliverys_url_and_type():
         "https://hooks.example.com/x",
         "applicant.moved",
     )
+
+
+def test_the_log_pages_by_public_id(app, make_org):
+    org = make_org()
+    client = logged_in(app, owner_of(org))
+    client.post(f"{PAGE}/new", data=form())
+    row = endpoint()
+    url = f"{PAGE}/{row.public_id}"
+    for _ in range(webhooks.LOG_PAGE + 1):
+        webhooks.send_test(owner_membership(org), row.public_id)
+    first, *_ = db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+
+    page = client.get(url)
+    older = re.search(r'href="([^"]*/deliveries\?[^"]*before=([a-z0-9]{16})[^"]*)"', page.text)
+    assert older, "the page offers the older deliveries"
+    assert page.text.count('class="delivery-row"') == webhooks.LOG_PAGE
+    rest = client.get(html.unescape(older.group(1)), headers=HX)
+    assert rest.status_code == 200
+    assert rest.text.count('class="delivery-row"') == 1
+    assert f"msg_{first.public_id}" in rest.text
+    assert "Show older" not in rest.text
+    made_up = client.get(f"{url}/deliveries?before={'x' * 16}", headers=HX)
+    assert made_up.status_code == 400
+    assert client.get(f"{url}/deliveries?before={first.id}", headers=HX).status_code == 400

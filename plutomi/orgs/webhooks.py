@@ -7,19 +7,33 @@ swaps one row for itself in its new state. Every read and write calls services.w
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectMultipleField, StringField, TextAreaField, URLField
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from plutomi.forms import as_member, show_error
 from plutomi.models import Role, WebhookEndpoint
-from plutomi.services import webhooks
+from plutomi.services import outbox, webhooks
+from plutomi.services.errors import ServiceError
 from plutomi.tenancy import current_membership, org_required
 
 bp = Blueprint("webhooks", __name__, url_prefix="/settings/webhooks")
 
-STATES = ("pending", "sending", "retrying", "done", "dead")
+
+@bp.context_processor
+def _retryable() -> dict:
+    # The states "Retry now" can reset: outbox.requeue's, so the button never offers more.
+    return {"retryable": outbox.RETRYABLE}
 
 
 class EndpointForm(FlaskForm):
@@ -87,20 +101,36 @@ def _show(
     status: int = 200,
 ):
     state = request.args.get("state") or None
-    if state not in (None, *STATES):
-        abort(400, "Filter by one of: " + ", ".join(STATES) + ".")
-    return render_template(
-        "webhooks/show.html",
-        membership=current_membership(),
-        endpoint=endpoint,
-        form=form or _form(endpoint),
-        secret=secret,
-        counts=webhooks.delivery_counts(endpoint),
-        state=state,
-        states=STATES,
-        rows=webhooks.deliveries(endpoint, state),
-        page_size=50,
-    ), status
+    response = make_response(
+        render_template(
+            "webhooks/show.html",
+            membership=current_membership(),
+            endpoint=endpoint,
+            form=form or _form(endpoint),
+            secret=secret,
+            counts=webhooks.delivery_counts(endpoint),
+            **_log(endpoint, state),
+        ),
+        status,
+    )
+    if secret is not None:
+        # The page holds a live secret: no cache, back button or proxy may keep a copy.
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _log(endpoint: WebhookEndpoint, state: str | None, before: str | None = None) -> dict:
+    """The delivery log's part of a page: a page of rows, filtered by state."""
+    try:
+        rows = webhooks.deliveries(endpoint, state, before)
+    except ServiceError as exc:  # a state or a cursor mangled in the URL
+        abort(400, exc.message)
+    return {
+        "state": state,
+        "states": webhooks.DELIVERY_STATES,
+        "rows": rows,
+        "page_size": webhooks.LOG_PAGE,
+    }
 
 
 @bp.get("")
@@ -198,17 +228,8 @@ def replay(endpoint_id: str):
 def deliveries(endpoint_id: str):
     """More of the log (htmx "Show older"), or the log filtered by state."""
     endpoint = _endpoint(endpoint_id)
-    state = request.args.get("state") or None
-    before = request.args.get("before", type=int)
-    if state not in (None, *STATES):
-        abort(400, "Filter by one of: " + ", ".join(STATES) + ".")
-    return render_template(
-        "webhooks/_deliveries.html",
-        endpoint=endpoint,
-        state=state,
-        rows=webhooks.deliveries(endpoint, state, before),
-        page_size=50,
-    )
+    log = _log(endpoint, request.args.get("state") or None, request.args.get("before"))
+    return render_template("webhooks/_deliveries.html", endpoint=endpoint, **log)
 
 
 @bp.post("/<pid:endpoint_id>/deliveries/<pid:delivery_id>/retry")

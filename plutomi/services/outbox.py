@@ -47,7 +47,8 @@ class Claim:
 
 
 # Carries out a whole batch of one kind at once (webhooks: many receivers in parallel) and
-# finishes its rows itself, through finish(); returns the count of rows by final state.
+# finishes its rows itself, only while the claim's token holds them; returns the count of rows
+# by final state.
 BatchSender = Callable[[list[OutboxMessage], Claim], dict[str, int]]
 _batch_senders: dict[str, BatchSender] = {}
 
@@ -92,8 +93,13 @@ def _collect_new(session: Session, flush_context) -> None:
 @event.listens_for(Session, "after_commit")
 def _hand_off(session: Session) -> None:
     ids = session.info.pop("outbox_ids", None)
-    if ids and has_app_context():
+    later = session.info.pop("outbox_later", None)
+    if not has_app_context():
+        return
+    if ids:
         enqueue(ids)
+    for when, due in later or ():
+        enqueue_at(due, when)
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -103,6 +109,7 @@ def _forget(session: Session, previous_transaction) -> None:
     if previous_transaction.nested:
         return
     session.info.pop("outbox_ids", None)
+    session.info.pop("outbox_later", None)
 
 
 def enqueue(ids: list[int]) -> None:
@@ -326,8 +333,9 @@ def requeue(
 ) -> list[int]:
     """Put the rows matching where (dead or retrying ones only) back in line at once, with a
     fresh count of attempts, in the caller's transaction; returns the ids it reset.
-    per_second spreads their due times, oldest first, so they go out at that rate (the
-    sweep hands each out once it is due).
+    per_second spreads their due times, oldest first, so they go out at that rate: after
+    commit each second's share is handed to RQ's scheduler for its own time (the sweep alone
+    would hand out 30 seconds' worth at once, and still finds any the scheduler misses).
 
     The one way to retry by hand. The UPDATE is conditional on the state, so a row a worker is
     sending right now, or sent already, is left alone. The ids go to RQ when the caller commits,
@@ -352,17 +360,23 @@ def requeue(
             .execution_options(synchronize_session=False)
         )
     )
+    ids.sort()
+    now_ids, later = ids, []
     if per_second and len(ids) > per_second:
-        ids.sort()
         now = utcnow()
+        shares = [ids[n : n + per_second] for n in range(0, len(ids), per_second)]
         db.session.execute(
             update(OutboxMessage.__table__)
             .where(OutboxMessage.__table__.c.id == bindparam("row_id"))
             .values(next_attempt_at=bindparam("due")),
             [
-                {"row_id": id_, "due": now + timedelta(seconds=n // per_second)}
-                for n, id_ in enumerate(ids)
+                {"row_id": id_, "due": now + timedelta(seconds=second)}
+                for second, share in enumerate(shares)
+                for id_ in share
             ],
         )
-    db.session.info.setdefault("outbox_ids", []).extend(ids)
+        now_ids = shares[0]
+        later = [(now + timedelta(seconds=s), share) for s, share in enumerate(shares) if s]
+    db.session.info.setdefault("outbox_ids", []).extend(now_ids)
+    db.session.info.setdefault("outbox_later", []).extend(later)
     return ids

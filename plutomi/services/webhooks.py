@@ -261,16 +261,24 @@ def disable(endpoint: WebhookEndpoint, reason: str) -> None:
 # --- deliveries: the log, test events and retries ----------------------------------------------
 
 
+DELIVERY_STATES = tuple(OutboxState)
+LOG_PAGE = 50
+
+
 def deliveries(
-    endpoint: WebhookEndpoint, state: str | None = None, before: int | None = None, size: int = 50
+    endpoint: WebhookEndpoint, state: str | None = None, before: str | None = None
 ) -> list[OutboxMessage]:
-    """An endpoint's deliveries, newest first; before: the id of the last row shown."""
+    """A page of the endpoint's deliveries, newest first, in one state or all; before: the
+    public id of the last delivery shown (the integer keys never leave the server)."""
+    if state is not None and state not in DELIVERY_STATES:
+        raise Invalid("Filter by one of: " + ", ".join(DELIVERY_STATES) + ".", "state")
     query = select(OutboxMessage).where(OutboxMessage.endpoint_id == endpoint.id)
     if state:
         query = query.where(OutboxMessage.state == state)
     if before is not None:
-        query = query.where(OutboxMessage.id < before)
-    return list(db.session.scalars(query.order_by(OutboxMessage.id.desc()).limit(size)))
+        last = get_delivery(endpoint, before)
+        query = query.where(OutboxMessage.id < last.id)
+    return list(db.session.scalars(query.order_by(OutboxMessage.id.desc()).limit(LOG_PAGE)))
 
 
 def delivery_counts(endpoint: WebhookEndpoint) -> dict[str, int]:
@@ -326,13 +334,6 @@ def replay_dead(actor: Membership, endpoint_id: str) -> int:
         per_second=REPLAY_PER_SECOND,
     )
     db.session.commit()
-    # Each second's share goes to RQ's scheduler for its own time: the sweep alone would hand
-    # out 30 seconds' worth at once.
-    now = utcnow()
-    for n in range(REPLAY_PER_SECOND, len(ids), REPLAY_PER_SECOND):
-        outbox.enqueue_at(
-            ids[n : n + REPLAY_PER_SECOND], now + timedelta(seconds=n // REPLAY_PER_SECOND)
-        )
     return len(ids)
 
 
@@ -370,43 +371,29 @@ def _before_commit(session: Session) -> None:
 
 @dataclass
 class _Record:
+    """What the fan-out reads of an event, whether an Event row or a chunk's inserted dict."""
+
     type: str
     org_id: int
     opening_id: int | None
     applicant_id: int | None
     actor_type: str
-    payload: dict[str, Any]
+    payload: dict[str, Any] | None
     created_at: datetime
+
+
+_FIELDS = tuple(_Record.__dataclass_fields__)
 
 
 def _records(found: list) -> list[_Record]:
     out = []
     for item in found:
         if isinstance(item, Event):
-            if not inspect(item).persistent or item.org_id is None:
-                continue  # rolled back with a savepoint, or no org's
-            item = {
-                "type": item.type,
-                "org_id": item.org_id,
-                "opening_id": item.opening_id,
-                "applicant_id": item.applicant_id,
-                "actor_type": item.actor_type,
-                "payload": item.payload or {},
-                "created_at": item.created_at,
-            }
-        if item.get("org_id") is None:
-            continue
-        out.append(
-            _Record(
-                item["type"],
-                item["org_id"],
-                item.get("opening_id"),
-                item.get("applicant_id"),
-                item["actor_type"],
-                dict(item.get("payload") or {}),
-                item.get("created_at") or utcnow(),
-            )
-        )
+            if not inspect(item).persistent:
+                continue  # rolled back with a savepoint
+            item = {name: getattr(item, name) for name in _FIELDS}
+        if item.get("org_id") is not None:
+            out.append(_Record(**{name: item.get(name) for name in _FIELDS}))
     return out
 
 
@@ -516,7 +503,7 @@ class _Context:
                 self.openings[id_] = {"id": pid, "name": name, "slug": slug, "state": state}
 
     def data(self, r: _Record, personal: bool) -> dict[str, Any]:
-        payload = dict(r.payload)
+        payload = dict(r.payload or {})
         payload.pop("custom", None)
         data: dict[str, Any] = {}
         if r.opening_id in self.openings:
@@ -552,8 +539,9 @@ class _Context:
 # --- what delivery reports back -----------------------------------------------------------------
 
 
-def record_failures(endpoint_ids: set[int], succeeded: set[int], gone: set[int]) -> None:
-    """Track each endpoint's run of failures after a batch: a success ends it; a run longer
+def record_failures(succeeded: set[int], failed: set[int], gone: set[int]) -> None:
+    """Track each endpoint's run of failures after a batch (the endpoints with a delivery
+    that got through, and those with one that failed): a success ends the run; a run longer
     than FAILING_LIMIT, or a 410 Gone, turns the endpoint off. The caller commits."""
     now = utcnow()
     if succeeded:
@@ -562,7 +550,7 @@ def record_failures(endpoint_ids: set[int], succeeded: set[int], gone: set[int])
             .where(WebhookEndpoint.id.in_(succeeded), WebhookEndpoint.failing_since.is_not(None))
             .values(failing_since=None)
         )
-    failed = endpoint_ids - succeeded
+    failed = failed - succeeded
     if failed:
         db.session.execute(
             update(WebhookEndpoint)
