@@ -159,3 +159,35 @@ def test_the_applicant_portal(app, client, make_org, make_opening, make_applican
     many = count_for(app, lambda: client.get("/portal"))
     assert client.get("/portal").text.count("Question ") >= 83
     assert many == few
+
+
+def test_the_api_reads_an_applicant_and_lists_openings_in_fixed_statements(
+    app, make_org, make_opening, make_applicant, make_question, make_api_key
+):
+    org = make_org()
+    _, token = make_api_key(org, scope="read")
+    headers = {"Authorization": f"Bearer {token}"}
+    opening = make_opening(org)
+    applicant = make_applicant(opening)
+    client = app.test_client()
+    client.get("/api/v1/openings", headers=headers)  # the key's last use is written once
+
+    def read_applicant():
+        return client.get(f"/api/v1/applicants/{applicant.public_id}", headers=headers)
+
+    def list_openings():
+        return client.get("/api/v1/openings", headers=headers)
+
+    few = count_for(app, read_applicant), count_for(app, list_openings)
+    stage = opening.stages[0]
+    for n in range(8):
+        question = make_question(stage, f"q{n}")
+        db.session.add(
+            Answer(org_id=org.id, applicant_id=applicant.id, question_id=question.id, value=f"a{n}")
+        )
+    db.session.commit()
+    add_openings(org, 8)
+    many = count_for(app, read_applicant), count_for(app, list_openings)
+    assert many == few
+    # The key, then the applicant with its opening and stage in one query, then its answers.
+    assert few[0] <= 3, few

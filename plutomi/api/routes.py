@@ -160,8 +160,12 @@ def _opening(opening_id: str) -> Opening:
     return by_public_id(scope, Opening, opening_id, "No such opening in this org.")
 
 
+# Every answer about an applicant names their opening and stage: loaded with them.
+_WITH_PLACE = (joinedload(Applicant.opening), joinedload(Applicant.stage))
+
+
 def _applicant(applicant_id: str) -> Applicant:
-    scope = select(Applicant).where(Applicant.org_id == current_key().org_id)
+    scope = select(Applicant).where(Applicant.org_id == current_key().org_id).options(*_WITH_PLACE)
     return by_public_id(scope, Applicant, applicant_id, "No such applicant in this org.")
 
 
@@ -173,7 +177,7 @@ def _reread(applicant: Applicant) -> Applicant:
     return db.session.scalars(
         select(Applicant)
         .where(Applicant.id == inspect(applicant).identity[0])
-        .options(joinedload(Applicant.opening), joinedload(Applicant.stage))
+        .options(*_WITH_PLACE)
         .execution_options(populate_existing=True)
     ).one()
 

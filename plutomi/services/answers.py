@@ -191,17 +191,22 @@ def _store_file(applicant: Applicant, question: Question, file: FileStorage) -> 
     return uploads.store(applicant, question, file).public_id
 
 
+def _asked_now(applicant: Applicant, question: Question) -> bool:
+    """Whether the question is one the applicant's current stage asks."""
+    return (
+        question.opening_id == applicant.opening_id
+        and question.stage_id == applicant.stage_id
+        and question.archived_at is None
+    )
+
+
 def _check_can_answer(applicant: Applicant, question: Question) -> None:
     if applicant.status != ApplicantStatus.ACTIVE:
         raise Invalid(
             f"This application is {applicant.status}; its answers can no longer change.",
             field_name(question),
         )
-    if (
-        question.opening_id != applicant.opening_id
-        or question.stage_id != applicant.stage_id
-        or question.archived_at is not None
-    ):
+    if not _asked_now(applicant, question):
         raise NotFound("This question is not part of your application now.")
 
 
@@ -304,11 +309,7 @@ def save_many(
     values: list[tuple[Question, Any]] = []
     for question, raw in given:
         field = field_name(question)
-        if (
-            question.opening_id != applicant.opening_id
-            or question.stage_id != applicant.stage_id
-            or question.archived_at is not None
-        ):
+        if not _asked_now(applicant, question):
             errors[field] = "This question is not asked in the applicant's current stage."
             continue
         try:
