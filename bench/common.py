@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import os
 import re
+import resource
 import signal
 import socket
 import statistics
@@ -294,15 +295,7 @@ class Server:
 
     def peak_rss_mb(self) -> float | None:
         """The largest peak RSS of one worker since reset_peak_rss() (or its start)."""
-        peaks = []
-        for pid in self.worker_pids():
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                continue
-            for line in status.splitlines():
-                if line.startswith("VmHWM"):
-                    peaks.append(int(line.split()[1]) / 1024)
+        peaks = [peak for pid in self.worker_pids() if (peak := vm_hwm_mb(pid)) is not None]
         return max(peaks) if peaks else None
 
     def workers_cpu(self) -> float | None:
@@ -450,6 +443,66 @@ def cpu_times() -> list[int] | None:
             return [int(x) for x in stat.readline().split()[1:]]
     except (OSError, ValueError):
         return None
+
+
+def self_cpu() -> float:
+    """CPU seconds (user + system) this process has used."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def vm_hwm_mb(pid: int | str) -> float | None:
+    """A process's peak RSS (VmHWM) in MB, read from /proc (Linux), or None."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return next(
+        (int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM")),
+        None,
+    )
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process. VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so
+    a worker started from the (big) bench process would report the bench's size."""
+    peak = vm_hwm_mb("self")
+    if peak is None:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return peak
+
+
+class Usage:
+    """CPU seconds spent by this process and by the PostgreSQL backends serving its
+    connections (read from /proc when the server runs on this machine): the work each side
+    did, which other load on a shared machine inflates far less than it does wall time."""
+
+    def __init__(self, engine) -> None:
+        from sqlalchemy import event
+
+        self.pids: set[int] = set()
+        event.listen(engine, "connect", self._connected)
+
+    def _connected(self, dbapi_connection, record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT pg_backend_pid()")
+        self.pids.add(cursor.fetchone()[0])
+        cursor.close()
+        dbapi_connection.rollback()
+
+    def start(self) -> None:
+        self.process = self_cpu()
+        self.backends = {pid: process_cpu(pid) for pid in self.pids}
+
+    def report(self) -> dict[str, float | None]:
+        """Seconds since start(): the worker's and its backends' (None if unreadable)."""
+        spent = 0.0
+        for pid in self.pids:
+            now = process_cpu(pid)
+            if now is None:
+                return {"worker_cpu_seconds": self_cpu() - self.process, "db_cpu_seconds": None}
+            spent += now - (self.backends.get(pid) or 0.0)
+        return {"worker_cpu_seconds": self_cpu() - self.process, "db_cpu_seconds": spent}
 
 
 def process_cpu(pid: int) -> float | None:

@@ -57,8 +57,8 @@ INSERT_ANSWER = text(
 )
 INSERT_EVENT = text(
     "INSERT INTO events (org_id, opening_id, applicant_id, type, actor_type, actor_id, payload,"
-    " created_at) VALUES (:org_id, :opening_id, :applicant_id, 'applicant.created', 'applicant',"
-    " :applicant_id, :payload, :now)"
+    " created_at) VALUES (:org_id, :opening_id, :applicant_id, 'applicant.created', :actor_type,"
+    " :actor_id, :payload, :now)"
 )
 INSERT_OUTBOX = text(
     "INSERT INTO outbox (public_id, created_at, org_id, kind, payload, state, attempts,"
@@ -118,51 +118,65 @@ def opening(org_slug: str, opening_slug: str):
         email = request.form.get("email", "").strip().lower()
         if not name or "@" not in email:
             abort(422)
-        now = _now()
-        applicant = conn.execute(
-            INSERT_APPLICANT,
-            {
-                "public_id": _public_id(),
-                "now": now,
-                "stage_id": target.stage_id,
-                "opening_id": target.opening_id,
-                "name": name,
-                "email": email,
-            },
-        ).one()
+        answers = {q.id: request.form.get(f"q_{q.public_id}", "") for q in questions}
+        _insert_application(conn, target, name, email, answers, "application_form", None, _now())
+    return redirect(f"/jobs/{org_slug}/{opening_slug}/applied", code=303)
+
+
+def _insert_application(
+    conn, target, name: str, email: str, answers: dict, source: str, key_id: int | None, now
+) -> str:
+    """What an application writes at the least, however it came (the form, or an API key
+    when key_id is given): the applicant, its answers, its event and its email's outbox row.
+    Returns the applicant's public id."""
+    public_id = _public_id()
+    applicant = conn.execute(
+        INSERT_APPLICANT,
+        {
+            "public_id": public_id,
+            "now": now,
+            "stage_id": target.stage_id,
+            "opening_id": target.opening_id,
+            "name": name,
+            "email": email,
+        },
+    ).one()
+    if answers:
         conn.execute(
             INSERT_ANSWER,
             [
                 {
                     "org_id": applicant.org_id,
                     "applicant_id": applicant.id,
-                    "question_id": q.id,
-                    "value": json.dumps(request.form.get(f"q_{q.public_id}", "")),
+                    "question_id": question_id,
+                    "value": json.dumps(value),
                     "now": now,
                 }
-                for q in questions
+                for question_id, value in answers.items()
             ],
         )
-        conn.execute(
-            INSERT_EVENT,
-            {
-                "org_id": applicant.org_id,
-                "opening_id": target.opening_id,
-                "applicant_id": applicant.id,
-                "payload": json.dumps({"source": "application_form"}),
-                "now": now,
-            },
-        )
-        conn.execute(
-            INSERT_OUTBOX,
-            {
-                "public_id": _public_id(),
-                "now": now,
-                "org_id": applicant.org_id,
-                "payload": json.dumps({"to": email, "subject": "Application received"}),
-            },
-        )
-    return redirect(f"/jobs/{org_slug}/{opening_slug}/applied", code=303)
+    conn.execute(
+        INSERT_EVENT,
+        {
+            "org_id": applicant.org_id,
+            "opening_id": target.opening_id,
+            "applicant_id": applicant.id,
+            "actor_type": "applicant" if key_id is None else "api_key",
+            "actor_id": applicant.id if key_id is None else key_id,
+            "payload": json.dumps({"source": source}),
+            "now": now,
+        },
+    )
+    conn.execute(
+        INSERT_OUTBOX,
+        {
+            "public_id": _public_id(),
+            "now": now,
+            "org_id": applicant.org_id,
+            "payload": json.dumps({"to": email, "subject": "Application received"}),
+        },
+    )
+    return public_id
 
 
 # --- the stage board -----------------------------------------------------------------------
@@ -372,11 +386,6 @@ API_QUESTIONS = text(
     "SELECT id, key FROM questions WHERE stage_id = :stage_id AND archived_at IS NULL"
     " ORDER BY position"
 )
-API_EVENT = text(
-    "INSERT INTO events (org_id, opening_id, applicant_id, type, actor_type, actor_id, payload,"
-    " created_at) VALUES (:org_id, :opening_id, :applicant_id, 'applicant.created', 'api_key',"
-    " :actor_id, :payload, :now)"
-)
 API_STORE = text("UPDATE idempotency_keys SET status = 201, response = :response WHERE id = :id")
 
 
@@ -419,52 +428,8 @@ def api_create_applicant(opening_id: str):
         email = str(body.get("email", "")).strip().lower()
         if not name or "@" not in email or not set(given) <= set(questions):
             abort(422)
-        public_id = _public_id()
-        applicant = conn.execute(
-            INSERT_APPLICANT,
-            {
-                "public_id": public_id,
-                "now": now,
-                "stage_id": target.stage_id,
-                "opening_id": target.opening_id,
-                "name": name,
-                "email": email,
-            },
-        ).one()
-        if given:
-            conn.execute(
-                INSERT_ANSWER,
-                [
-                    {
-                        "org_id": applicant.org_id,
-                        "applicant_id": applicant.id,
-                        "question_id": questions[k],
-                        "value": json.dumps(v),
-                        "now": now,
-                    }
-                    for k, v in given.items()
-                ],
-            )
-        conn.execute(
-            API_EVENT,
-            {
-                "org_id": applicant.org_id,
-                "opening_id": target.opening_id,
-                "applicant_id": applicant.id,
-                "actor_id": key.id,
-                "payload": json.dumps({"source": "api"}),
-                "now": now,
-            },
-        )
-        conn.execute(
-            INSERT_OUTBOX,
-            {
-                "public_id": _public_id(),
-                "now": now,
-                "org_id": applicant.org_id,
-                "payload": json.dumps({"to": email, "subject": "Application received"}),
-            },
-        )
+        answers = {questions[k]: v for k, v in given.items()}
+        public_id = _insert_application(conn, target, name, email, answers, "api", key.id, now)
         payload = {
             "id": public_id,
             "name": name,

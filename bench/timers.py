@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import secrets
 import statistics
 import subprocess
@@ -25,16 +24,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from bench.common import (
     ROOT,
     Timing,
+    Usage,
     bulk_mode,
     driver_url,
     drop_indexes,
     insert_opening,
+    peak_rss_mb,
     recount_stages,
     row,
     vacuum,
@@ -398,65 +398,6 @@ def uses_index(plans: list[str]) -> bool:
 # --- the worker processes --------------------------------------------------------------------
 
 
-def _rss_mb() -> float:
-    """Peak RSS of this process. VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so
-    a worker started from the (big) bench process would report the bench's size."""
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return (
-        next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM"))
-        / 1024
-    )
-
-
-class Usage:
-    """CPU seconds spent by this process and by the PostgreSQL backends serving its
-    connections (read from /proc when the server runs on this machine): the work each side
-    did, which other load on a shared machine inflates far less than it does wall time."""
-
-    def __init__(self, engine) -> None:
-        from sqlalchemy import event
-
-        self.pids: set[int] = set()
-        event.listen(engine, "connect", self._connected)
-
-    def _connected(self, dbapi_connection, record) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("SELECT pg_backend_pid()")
-        self.pids.add(cursor.fetchone()[0])
-        cursor.close()
-        dbapi_connection.rollback()
-
-    def start(self) -> None:
-        self.process = _process_cpu()
-        self.backends = {pid: _backend_cpu(pid) for pid in self.pids}
-
-    def report(self) -> dict[str, float | None]:
-        """Seconds since start(): the worker's and its backends' (None if unreadable)."""
-        spent = 0.0
-        for pid in self.pids:
-            now = _backend_cpu(pid)
-            if now is None:
-                return {"worker_cpu_seconds": _process_cpu() - self.process, "db_cpu_seconds": None}
-            spent += now - (self.backends.get(pid) or 0.0)
-        return {"worker_cpu_seconds": _process_cpu() - self.process, "db_cpu_seconds": spent}
-
-
-def _process_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _backend_cpu(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
 def engine_worker(profile: str | None = None) -> dict[str, Any]:
     """What an RQ worker does with a backlog: jobs.timers.sweep run after run, as the cron's
     ticks enqueue it (here without the wait for the next tick), until a run finds nothing due."""
@@ -508,7 +449,7 @@ def engine_worker(profile: str | None = None) -> dict[str, Any]:
         "fired": fired,
         "sweeps": runs,
         "batches": batches,
-        "rss_mb": _rss_mb(),
+        "rss_mb": peak_rss_mb(),
         **spent,
     }
 
@@ -699,7 +640,7 @@ def floor_worker() -> dict[str, Any]:
         "fired": fired,
         "sweeps": 1,
         "batches": batches,
-        "rss_mb": _rss_mb(),
+        "rss_mb": peak_rss_mb(),
         **spent,
     }
 
