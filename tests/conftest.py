@@ -174,9 +174,17 @@ def make_app(_migrated) -> Iterator:
             db.engine.dispose()
 
 
+def _receivers_here(request) -> dict:
+    """Config for tests marked local_receivers, whose webhook receivers listen on this
+    machine: production refuses such private addresses (tests/test_webhook_targets.py)."""
+    if request.node.get_closest_marker("local_receivers"):
+        return {"ALLOW_PRIVATE_WEBHOOK_TARGETS": True}
+    return {}
+
+
 @pytest.fixture
-def app(make_app) -> Flask:
-    return make_app()
+def app(make_app, request) -> Flask:
+    return make_app(**_receivers_here(request))
 
 
 @pytest.fixture
@@ -273,6 +281,21 @@ def owner_of(org: Org) -> User:
     return next(m.user for m in org.memberships if m.role == Role.OWNER)
 
 
+def owner_membership(org: Org) -> Membership:
+    """The owner's membership: the actor service calls take."""
+    return db.session.scalar(
+        select(Membership).where(Membership.org_id == org.id, Membership.role == Role.OWNER)
+    )
+
+
+def logged_in(app, user: User):
+    """A test client of its own, logged in as user."""
+    client = app.test_client()
+    response = Auth(client).login(user.email)
+    assert response.status_code == 302, response.text
+    return client
+
+
 @pytest.fixture
 def make_opening(app):
     def make(
@@ -366,10 +389,7 @@ def make_api_key(app):
     from plutomi.services import api_keys
 
     def make(org: Org, scope: str = "write", name: str = "Integration"):
-        owner = db.session.scalar(
-            select(Membership).where(Membership.org_id == org.id, Membership.role == Role.OWNER)
-        )
-        return api_keys.create(owner, name, scope)
+        return api_keys.create(owner_membership(org), name, scope)
 
     return make
 
@@ -455,9 +475,9 @@ def smtp_server() -> Iterator[Mailbox]:
 
 
 @pytest.fixture
-def live_config() -> dict:
-    """Extra config of the live server's app; a test module overrides it to change that."""
-    return {}
+def live_config(request) -> dict:
+    """Extra config of the live server's app (and the browser tests' app beside it)."""
+    return _receivers_here(request)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from plutomi.models import (
     Applicant,
     ApplicantStatus,
     Event,
-    Membership,
     Opening,
     OpeningState,
     Org,
@@ -28,7 +27,7 @@ from plutomi.models import (
     utcnow,
 )
 from plutomi.services import api_keys, moves, timeline
-from tests.conftest import owner_of
+from tests.conftest import owner_membership, owner_of
 
 STAGES = (
     "Questionnaire",
@@ -588,8 +587,7 @@ def test_a_stage_of_another_opening_is_refused(world, make_opening):
 
 def test_a_rejected_applicant_cannot_be_moved(world):
     applicant = created(world)
-    owner = db.session.scalar(select(Membership).where(Membership.org_id == world.org.id))
-    moves.reject(owner, applicant["id"])
+    moves.reject(owner_membership(world.org), applicant["id"])
     response = world.api.post(
         f"/applicants/{applicant['id']}/move",
         {"stage_id": world.stages["Final Review"].public_id},
@@ -970,9 +968,8 @@ def test_the_key_name_shows_on_the_page_timeline(world, auth):
     assert page.status_code == 200
     assert "API key “Integration”" in page.text
     # Revoked keys keep their name on the timeline.
-    owner = db.session.scalar(select(Membership).where(Membership.org_id == world.org.id))
     key = api_keys.list_for(world.org)[-1]
-    api_keys.revoke(owner, key.public_id)
+    api_keys.revoke(owner_membership(world.org), key.public_id)
     assert "API key “Integration”" in world.api.client.get(f"/applicants/{applicant['id']}").text
 
 

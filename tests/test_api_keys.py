@@ -16,7 +16,7 @@ from plutomi.extensions import db
 from plutomi.models import ApiKey, Event, Membership, Org, Role, User, utcnow
 from plutomi.services import api_keys
 from plutomi.services.errors import Forbidden, InvalidFields, NotFound
-from tests.conftest import PASSWORD, owner_of
+from tests.conftest import logged_in, owner_of
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -25,13 +25,6 @@ def member_of(org: Org, user: User) -> Membership:
     return db.session.scalar(
         select(Membership).where(Membership.org_id == org.id, Membership.user_id == user.id)
     )
-
-
-def logged_in(app, user: User):
-    client = app.test_client()
-    response = client.post("/login", data={"email": user.email, "password": PASSWORD})
-    assert response.status_code == 302, response.text
-    return client
 
 
 def field_error(page: str, field: str) -> str | None:

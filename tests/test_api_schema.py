@@ -37,7 +37,9 @@ EXAMPLES = {GenerationMode.POSITIVE: 40, GenerationMode.NEGATIVE: 20}
 
 
 @pytest.fixture
-def api_app(make_app, make_org, make_opening, make_question, make_rule, make_applicant):
+def api_app(
+    make_app, make_org, make_opening, make_question, make_rule, make_applicant, make_api_key
+):
     """An app whose rate limit stays out of the way, over an org with a published opening
     (questions of several types, rules) and an applicant in it; and a write key."""
     app = make_app(API_RATE_LIMIT=1_000_000)
@@ -57,11 +59,7 @@ def api_app(make_app, make_org, make_opening, make_question, make_rule, make_app
         event_type="account_creation.failed",
     )
     applicant = make_applicant(opening, review)
-    from plutomi.services import api_keys
-    from tests.conftest import owner_of
-
-    owner = next(m for m in org.memberships if m.user_id == owner_of(org).id)
-    _, token = api_keys.create(owner, "Schemathesis", "write")
+    _, token = make_api_key(org, name="Schemathesis")
     ids = {"opening_id": opening.public_id, "applicant_id": applicant.public_id}
     # Bodies that do real work on that data, beside the generated ones (which rarely can).
     bodies = {

@@ -16,17 +16,7 @@ from plutomi.extensions import db
 from plutomi.models import Applicant, Event, Membership, Opening, OutboxMessage
 from plutomi.services import demo, timeline, webhooks
 
-LOCAL = {"ALLOW_PRIVATE_WEBHOOK_TARGETS": True}  # the receiver runs on this machine
-
-
-@pytest.fixture
-def app(make_app):
-    return make_app(**LOCAL)
-
-
-@pytest.fixture
-def live_config() -> dict:
-    return LOCAL
+pytestmark = pytest.mark.local_receivers  # the receivers listen on 127.0.0.1
 
 
 def call(base: str, token: str, method: str, path: str, body: dict | None = None, **headers):

@@ -5,7 +5,6 @@ work once, and old keys are swept."""
 from __future__ import annotations
 
 import json
-import threading
 from datetime import timedelta
 
 import pytest
@@ -14,6 +13,8 @@ from sqlalchemy import func, select
 from plutomi.extensions import db, queues
 from plutomi.models import Applicant, Event, IdempotencyKey, OutboxMessage, utcnow
 from plutomi.services import idempotency
+from tests.conftest import owner_membership
+from tests.test_reliability import at_once
 
 HEADER = "Idempotency-Key"
 
@@ -162,12 +163,10 @@ def test_a_repeat_while_the_first_is_unfinished_waits_then_says_so(setup, monkey
 
 def test_a_revoked_key_gets_no_replay(setup):
     org, opening, key, token, client = setup
-    from plutomi.models import Membership
     from plutomi.services import api_keys
 
     assert post(client, token, apply_path(opening), ANA, "key-1").status_code == 201
-    owner = db.session.scalar(select(Membership).where(Membership.org_id == org.id))
-    api_keys.revoke(owner, key.public_id)
+    api_keys.revoke(owner_membership(org), key.public_id)
     assert post(client, token, apply_path(opening), ANA, "key-1").status_code == 401
 
 
@@ -175,28 +174,10 @@ def test_a_revoked_key_gets_no_replay(setup):
 
 
 def _at_once(app, count_: int, send) -> list:
-    """Run send(client) in count_ threads released together; each has its own client, so its
-    own requests, app contexts and database sessions."""
-    barrier = threading.Barrier(count_)
-    results: list = [None] * count_
-
-    def run(i: int) -> None:
-        client = app.test_client()
-        barrier.wait()
-        try:
-            response = send(client)
-        except BaseException as exc:
-            results[i] = exc
-            raise
-        results[i] = (response.status_code, response.get_json(), dict(response.headers))
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count_)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert all(isinstance(r, tuple) for r in results), results
-    return results
+    """send(client) in count_ threads released together (tests.test_reliability.at_once), each
+    with its own client, app context and database session; (status, body, headers) each."""
+    responses = at_once(app, lambda: send(app.test_client()), copies=count_)
+    return [(r.status_code, r.get_json(), dict(r.headers)) for r in responses]
 
 
 @pytest.mark.parametrize("attempt", range(3))
@@ -239,9 +220,16 @@ def test_concurrent_requests_on_sqlite_also_do_the_work_once(setup, app, backend
     assert count(Applicant) == 1
     assert {status for status, _, _ in results} == {201}
     assert all(body == results[0][1] for _, body, _ in results)
+    replayed = [h.get("Idempotent-Replayed") for _, _, h in results]
+    assert replayed.count(None) == 1 and replayed.count("true") == 3
 
-
-# --- the sweep -------------------------------------------------------------------------------
+    # And an outside event, as on PostgreSQL.
+    events_path = f"/applicants/{results[0][1]['id']}/events"
+    event = {"type": "ping.sent", "data": {"n": 1}}
+    results = _at_once(app, 4, lambda c: post(c, token, events_path, event, "evt"))
+    assert count(Event, Event.type == "applicant.external_event") == 1
+    assert {status for status, _, _ in results} == {201}
+    assert all(body == results[0][1] for _, body, _ in results)
 
 
 def test_the_sweep_deletes_keys_past_48_hours_and_keeps_younger_ones(setup, run_jobs):

@@ -20,7 +20,7 @@ from plutomi import webhook_delivery
 from plutomi.extensions import db, queues
 from plutomi.models import OutboxMessage, OutboxState, Role, utcnow
 from plutomi.services import outbox, webhooks
-from tests.conftest import _free_port, owner_of
+from tests.conftest import _free_port, owner_membership, owner_of
 from tests.receivers import Answer, Receiver
 from tests.test_reliability import Workers, failed_jobs, running_jobs
 from tests.test_webhooks import (
@@ -29,17 +29,13 @@ from tests.test_webhooks import (
     delivery,
     endpoint_now,
     move,
-    owner,
     verify,
 )
 
 NOTHING = {"done": 0, "retrying": 0, "dead": 0}
 
 
-@pytest.fixture
-def app(make_app):
-    """The receivers listen on 127.0.0.1."""
-    return make_app(ALLOW_PRIVATE_WEBHOOK_TARGETS=True)
+pytestmark = pytest.mark.local_receivers  # the receivers listen on 127.0.0.1
 
 
 @pytest.fixture
@@ -56,7 +52,7 @@ def clock():
 
 def send_test(org, endpoint, count: int = 1) -> list[OutboxMessage]:
     """webhook.test deliveries to the endpoint, as the settings page's button sends them."""
-    return [webhooks.send_test(owner(org), endpoint.public_id) for _ in range(count)]
+    return [webhooks.send_test(owner_membership(org), endpoint.public_id) for _ in range(count)]
 
 
 def seconds_until(when) -> float:
@@ -210,13 +206,13 @@ def test_410_turns_the_endpoint_off_tells_the_admins_and_replay_brings_its_event
 
     # The receiver is back: an admin turns the endpoint on again and replays the dead ones.
     webhooks.update_endpoint(
-        owner(org),
+        owner_membership(org),
         endpoint.public_id,
         webhooks.EndpointInput(url=endpoint.url, event_types=("applicant.moved",)),
     )
     back = endpoint_now(endpoint.id)
     assert back.enabled and back.disabled_reason is None and back.failing_since is None
-    assert webhooks.replay_dead(owner(org), endpoint.public_id) == 2
+    assert webhooks.replay_dead(owner_membership(org), endpoint.public_id) == 2
     assert {row.state for row in deliveries(endpoint)} == {OutboxState.PENDING}
     run_jobs()
     webhook_receiver.wait_for(3)
@@ -266,7 +262,7 @@ def test_after_the_last_attempt_it_is_dead_and_retry_now_sends_it_again(
     assert len(webhook_receiver.requests) == webhooks.MAX_ATTEMPTS
 
     webhook_receiver.default = Answer(200)
-    assert webhooks.retry_now(owner(org), endpoint.public_id, row.public_id) is True
+    assert webhooks.retry_now(owner_membership(org), endpoint.public_id, row.public_id) is True
     assert (delivery(row.id).state, delivery(row.id).attempts) == (OutboxState.PENDING, 0)
     run_jobs()
     done = delivery(row.id)
@@ -274,7 +270,7 @@ def test_after_the_last_attempt_it_is_dead_and_retry_now_sends_it_again(
     assert set(webhook_receiver.ids()) == {f"msg_{row.public_id}"}
     assert len(webhook_receiver.requests) == webhooks.MAX_ATTEMPTS + 1
     # A delivered row is not sent again by a second click.
-    assert webhooks.retry_now(owner(org), endpoint.public_id, row.public_id) is False
+    assert webhooks.retry_now(owner_membership(org), endpoint.public_id, row.public_id) is False
 
 
 def test_replaying_the_dead_spreads_them_at_the_replay_rate(org, webhook_receiver, clock, run_jobs):
@@ -290,7 +286,7 @@ def test_replaying_the_dead_spreads_them_at_the_replay_rate(org, webhook_receive
 
     webhook_receiver.default = Answer(200)
     start = utcnow()
-    assert webhooks.replay_dead(owner(org), endpoint.public_id) == count
+    assert webhooks.replay_dead(owner_membership(org), endpoint.public_id) == count
     offsets = Counter(
         round((row.next_attempt_at - start).total_seconds()) for row in deliveries(endpoint)
     )
@@ -401,7 +397,8 @@ def test_an_endpoint_failing_for_more_than_5_days_is_turned_off_and_a_success_re
 def test_a_timeout_is_retried_and_the_endpoints_other_rows_wait_without_an_attempt(
     org, webhook_receiver, clock, monkeypatch, lanes
 ):
-    monkeypatch.setattr(webhook_delivery, "TIMEOUT", 1.0)
+    # Short, yet ample for the quick receiver, which answers under the same timeout.
+    monkeypatch.setattr(webhook_delivery, "TIMEOUT", 3.0)
     monkeypatch.setattr(webhook_delivery, "LANES_PER_ENDPOINT", lanes)
     webhook_receiver.default = Answer(delay=10)  # far slower than TIMEOUT
     slow = add_endpoint(org, webhook_receiver.url(), "applicant.moved")
@@ -423,7 +420,7 @@ def test_a_timeout_is_retried_and_the_endpoints_other_rows_wait_without_an_attem
     assert len(timed_out) == lanes and len(released) == len(slow_rows) - lanes
     for row in timed_out:
         assert row.state == OutboxState.RETRYING
-        assert row.last_error == "Timed out after 1 s"
+        assert row.last_error == "Timed out after 3 s"
         assert seconds_until(row.next_attempt_at) >= 4
     for row in released:
         assert (row.state, row.last_error, row.lease_until) == (OutboxState.RETRYING, None, None)

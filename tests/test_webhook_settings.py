@@ -10,24 +10,15 @@ import pytest
 from sqlalchemy import select, update
 
 from plutomi.extensions import db
-from plutomi.models import Membership, OutboxMessage, OutboxState, Role, WebhookEndpoint
+from plutomi.models import OutboxMessage, OutboxState, Role, WebhookEndpoint
 from plutomi.services import webhooks
-from tests.conftest import Auth, owner_of
+from tests.conftest import logged_in, owner_membership, owner_of
 
 PAGE = "/settings/webhooks"
 HX = {"HX-Request": "true"}
 
 
-def logged_in(app, user):
-    client = app.test_client()
-    assert Auth(client).login(user.email).status_code == 302
-    return client
-
-
-@pytest.fixture
-def app(make_app):
-    # The endpoints below are on this machine; production refuses those (tested elsewhere).
-    return make_app(ALLOW_PRIVATE_WEBHOOK_TARGETS=True)
+pytestmark = pytest.mark.local_receivers  # the receivers listen on 127.0.0.1
 
 
 def form(url="http://127.0.0.1:9/hook", **extra):
@@ -41,12 +32,6 @@ def form(url="http://127.0.0.1:9/hook", **extra):
     }
     data.update(extra)
     return data
-
-
-def owner_membership(org) -> Membership:
-    return db.session.scalar(
-        select(Membership).where(Membership.org_id == org.id, Membership.role == Role.OWNER)
-    )
 
 
 def endpoint() -> WebhookEndpoint:

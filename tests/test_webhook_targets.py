@@ -13,7 +13,8 @@ from plutomi import targets
 from plutomi.models import OutboxState
 from plutomi.services import outbox, webhooks
 from plutomi.services.errors import Invalid, InvalidFields
-from tests.test_webhooks import add_endpoint, deliveries, delivery, owner
+from tests.conftest import owner_membership
+from tests.test_webhooks import add_endpoint, deliveries, delivery
 
 PUBLIC = "93.184.215.14"
 PUBLIC_V6 = "2606:2800:220:1::1"
@@ -219,7 +220,7 @@ def org(make_org):
 def test_an_endpoint_to_a_private_address_cannot_be_saved(org, dns):
     with pytest.raises(InvalidFields) as info:
         webhooks.create_endpoint(
-            owner(org),
+            owner_membership(org),
             webhooks.EndpointInput(
                 url="http://169.254.169.254/latest/meta-data/", event_types=("applicant.moved",)
             ),
@@ -228,7 +229,7 @@ def test_an_endpoint_to_a_private_address_cannot_be_saved(org, dns):
     endpoint = add_endpoint(org, "https://hooks.example.com/in", "applicant.moved")
     with pytest.raises(InvalidFields) as info:
         webhooks.update_endpoint(
-            owner(org),
+            owner_membership(org),
             endpoint.public_id,
             webhooks.EndpointInput(url="http://[::1]:8080/", event_types=("applicant.moved",)),
         )
@@ -241,7 +242,7 @@ def test_a_host_that_resolves_private_at_delivery_is_not_called(org, dns, webhoo
     host = f"hooks.example.test:{webhook_receiver.port}"
     dns.answer("hooks.example.test", [PUBLIC], ["127.0.0.1"])
     endpoint = add_endpoint(org, f"http://{host}/hooks", "applicant.moved")
-    row = webhooks.send_test(owner(org), endpoint.public_id)
+    row = webhooks.send_test(owner_membership(org), endpoint.public_id)
 
     assert outbox.deliver([row.id]) == {"done": 0, "retrying": 1, "dead": 0}
     failed = delivery(row.id)
@@ -274,7 +275,7 @@ def test_the_connection_goes_to_the_address_that_was_checked(
         # The delivery's own lookup answers 127.0.0.1; any later one, where nothing listens.
         dns.answer("hooks.example.test", ["127.0.0.1"], ["127.0.0.2"])
         dns.lookups.clear()
-        row = webhooks.send_test(owner(org), endpoint.public_id)
+        row = webhooks.send_test(owner_membership(org), endpoint.public_id)
         assert outbox.deliver([row.id])["done"] == 1
         assert [r.state for r in deliveries(endpoint)] == [OutboxState.DONE]
 

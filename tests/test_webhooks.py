@@ -19,11 +19,9 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from plutomi.extensions import db, queues
 from plutomi.models import (
     Event,
-    Membership,
     Org,
     OutboxMessage,
     OutboxState,
-    Role,
     Trigger,
     WebhookEndpoint,
     utcnow,
@@ -31,16 +29,14 @@ from plutomi.models import (
 from plutomi.services import applications, moves, openings, rules, timeline, webhooks
 from plutomi.services.errors import Invalid
 from plutomi.services.events import Actor, record_applicant
+from tests.conftest import owner_membership
 from tests.receivers import Answer, Receiver
 
 STAGES = ("Applied", "Review", "Hired")
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 
 
-@pytest.fixture
-def app(make_app):
-    """The receivers listen on 127.0.0.1."""
-    return make_app(ALLOW_PRIVATE_WEBHOOK_TARGETS=True)
+pytestmark = pytest.mark.local_receivers  # the receivers listen on 127.0.0.1
 
 
 @pytest.fixture
@@ -57,15 +53,9 @@ def opening(org, make_opening):
 # --- helpers, shared with tests/test_webhook_delivery.py ---------------------------------------
 
 
-def owner(org: Org) -> Membership:
-    return db.session.scalar(
-        select(Membership).where(Membership.org_id == org.id, Membership.role == Role.OWNER)
-    )
-
-
 def add_endpoint(org: Org, url: str, *types: str, **fields) -> WebhookEndpoint:
     endpoint, _secret = webhooks.create_endpoint(
-        owner(org), webhooks.EndpointInput(url=url, event_types=types, **fields)
+        owner_membership(org), webhooks.EndpointInput(url=url, event_types=types, **fields)
     )
     return endpoint
 
@@ -94,7 +84,7 @@ def endpoint_now(endpoint_id: int) -> WebhookEndpoint:
 
 
 def move(org: Org, applicant, stage) -> None:
-    moves.move(owner(org), applicant.public_id, stage.public_id)
+    moves.move(owner_membership(org), applicant.public_id, stage.public_id)
 
 
 def queued_ids() -> set[int]:
@@ -250,10 +240,10 @@ def test_moves_fired_by_timers_fan_out_too(
 
 def test_publishing_an_opening_fans_out_opening_published(org, webhook_receiver, run_jobs):
     endpoint = add_endpoint(org, webhook_receiver.url(), "opening.published")
-    draft = openings.create_opening(owner(org), "Summer Camp")
-    openings.add_stage(owner(org), draft.public_id, "Applied")
+    draft = openings.create_opening(owner_membership(org), "Summer Camp")
+    openings.add_stage(owner_membership(org), draft.public_id, "Applied")
     assert deliveries(endpoint) == []
-    openings.publish(owner(org), draft.public_id)
+    openings.publish(owner_membership(org), draft.public_id)
 
     assert run_jobs() == 0
     (received,) = webhook_receiver.wait_for(1)
@@ -343,11 +333,11 @@ def test_signatures_verify_and_a_rotated_secret_signs_beside_the_new_one_for_a_d
     start = utcnow()
     with time_machine.travel(start, tick=True) as clock:
         endpoint, old = webhooks.create_endpoint(
-            owner(org),
+            owner_membership(org),
             webhooks.EndpointInput(url=webhook_receiver.url(), event_types=("applicant.moved",)),
         )
         assert old.startswith("whsec_")
-        webhooks.send_test(owner(org), endpoint.public_id)
+        webhooks.send_test(owner_membership(org), endpoint.public_id)
         run_jobs()
         (first,) = webhook_receiver.wait_for(1)
         assert len(first.signatures) == 1
@@ -360,16 +350,16 @@ def test_signatures_verify_and_a_rotated_secret_signs_beside_the_new_one_for_a_d
         with pytest.raises(WebhookVerificationError):
             verify(old, tampered)
 
-        _, new = webhooks.rotate_secret(owner(org), endpoint.public_id)
+        _, new = webhooks.rotate_secret(owner_membership(org), endpoint.public_id)
         assert new != old
-        webhooks.send_test(owner(org), endpoint.public_id)
+        webhooks.send_test(owner_membership(org), endpoint.public_id)
         run_jobs()
         second = webhook_receiver.wait_for(2)[1]
         assert len(second.signatures) == 2
         assert verify(new, second) == verify(old, second) == second.json()
 
         clock.move_to(start + webhooks.ROTATION_GRACE + timedelta(minutes=1))
-        webhooks.send_test(owner(org), endpoint.public_id)
+        webhooks.send_test(owner_membership(org), endpoint.public_id)
         run_jobs()
         third = webhook_receiver.wait_for(3)[2]
         assert len(third.signatures) == 1
@@ -435,7 +425,7 @@ def test_a_delivery_to_an_endpoint_turned_off_meanwhile_is_kept_and_told(
     applicant = make_applicant(opening)
     move(org, applicant, stages["Review"])
     webhooks.update_endpoint(
-        owner(org),
+        owner_membership(org),
         endpoint.public_id,
         webhooks.EndpointInput(url=endpoint.url, event_types=("applicant.moved",), enabled=False),
     )

@@ -12,10 +12,7 @@ from standardwebhooks import Webhook
 from tests.browser.test_board import log_in
 from tests.conftest import owner_of
 
-
-@pytest.fixture
-def live_config() -> dict:
-    return {"ALLOW_PRIVATE_WEBHOOK_TARGETS": True}  # the receiver runs on this machine
+pytestmark = pytest.mark.local_receivers  # the receivers listen on 127.0.0.1
 
 
 def test_add_an_endpoint_send_a_test_event_and_read_the_log(
