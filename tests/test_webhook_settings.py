@@ -112,7 +112,11 @@ def test_edit_rotate_test_and_delete(app, make_org):
     log = client.get(url)
     assert "webhook.test" in log.text and f"msg_{test_row.public_id}" in log.text
 
-    assert client.post(f"{url}/delete").status_code == 302
+    # Without JavaScript (no hx-confirm) a delete asks first, and changes nothing yet.
+    asked = client.post(f"{url}/delete")
+    assert asked.status_code == 200 and "cannot be undone" in asked.text
+    assert endpoint() is not None
+    assert client.post(f"{url}/delete", data={"confirm": "yes"}).status_code == 302
     assert endpoint() is None
     assert db.session.scalar(select(OutboxMessage.id)) is None
 

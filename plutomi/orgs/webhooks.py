@@ -195,6 +195,14 @@ def rotate(endpoint_id: str):
 @bp.post("/<pid:endpoint_id>/delete")
 @org_required(Role.ADMIN)
 def delete(endpoint_id: str):
+    # Asks first, as revoking an API key does: htmx with hx-confirm (and sends confirm=yes);
+    # without JavaScript the post gets a page that asks, whose button sends it.
+    if request.form.get("confirm") != "yes":
+        return render_template(
+            "webhooks/delete.html",
+            membership=current_membership(),
+            endpoint=_endpoint(endpoint_id),
+        )
     as_member(webhooks.delete_endpoint, endpoint_id)
     flash("Endpoint deleted, with its delivery log.", "success")
     return redirect(url_for("webhooks.index"))
