@@ -9,6 +9,7 @@ from the server, and says why.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TypeVar
 
 from flask import (
@@ -22,13 +23,12 @@ from flask import (
     request,
     url_for,
 )
-from markupsafe import Markup
 
 from plutomi import tenancy
 from plutomi.extensions import db
 from plutomi.htmx import trigger
-from plutomi.models import Applicant, BulkAction, Opening, Stage
-from plutomi.models.base import is_public_id
+from plutomi.models import Applicant, BulkAction, Opening, Role, Stage
+from plutomi.models.base import PUBLIC_ID_LENGTH, is_public_id
 from plutomi.services import board as boards
 from plutomi.services import bulk, moves
 from plutomi.services.errors import Invalid, ServiceError, Throttled
@@ -50,25 +50,31 @@ def board_args(f: boards.BoardFilter | None) -> dict[str, str | list[str]]:
     return args
 
 
+@dataclass(frozen=True)
+class BoardLinks:
+    """What every card of a board links to, built once per request: url_for for each of
+    hundreds of cards cost more than the board's queries."""
+
+    applicant: str  # a card's public id completes it
+    move: str
+    menu: str
+    can_move: bool
+
+
 @bp.app_template_global()
-def stage_options(stages: list[Stage], selected_id: int) -> Markup:
-    """The <option>s of a card's "move to" menu, built once per request and stage list: a
-    column of cards would otherwise render the same options hundreds of times."""
-    cache = g.setdefault("stage_options", {})
-    key = tuple(stage.id for stage in stages)
-    if key not in cache:
-        cache[key] = {
-            chosen.id: Markup("").join(
-                Markup('<option value="{}"{}>{}</option>').format(
-                    stage.public_id,
-                    Markup(" selected") if stage.id == chosen.id else "",
-                    stage.name,
-                )
-                for stage in stages
-            )
-            for chosen in stages
-        }
-    return cache[key].get(selected_id, Markup(""))
+def board_links(opening: Opening) -> BoardLinks:
+    cache = g.setdefault("board_links", {})
+    if opening.id not in cache:
+        sample = "0" * PUBLIC_ID_LENGTH
+        applicant = url_for("applicants.show", applicant_id=sample)
+        membership = current_membership()
+        cache[opening.id] = BoardLinks(
+            applicant=applicant.removesuffix(sample),
+            move=url_for("board.move", opening_id=opening.public_id),
+            menu=url_for("board.move_menu", opening_id=opening.public_id),
+            can_move=membership is not None and membership.can(Role.RECRUITER),
+        )
+    return cache[opening.id]
 
 
 bp.add_app_template_global(boards.options_of, "board_options")
@@ -161,14 +167,35 @@ def more_cards(opening_id: str, stage_id: str):
         opening=opening,
         board_filter=f,
         has_more=len(cards) == boards.PAGE,
-        stages=boards.stages_of(opening),
-        membership=current_membership(),
     )
 
 
-def _columns_response(opening: Opening, f: boards.BoardFilter, stage_ids: set[int], status: int):
-    """The given columns redrawn from the server, as out-of-band swaps."""
-    stages = boards.stages_of(opening)
+@bp.get("/openings/<pid:opening_id>/board/move-menu")
+@org_required(Role.RECRUITER)
+def move_menu(opening_id: str):
+    """A card's "move to" form, asked for from the card: with the version the board showed, so
+    a move made with it is refused if the applicant changed since the board was drawn."""
+    opening = _opening(opening_id)
+    applicant = _of_opening(Applicant, request.args.get("applicant", ""), opening)
+    return render_template(
+        "board/_move_menu.html",
+        applicant=applicant,
+        version=request.args.get("version", applicant.version, type=int),
+        opening=opening,
+        stages=boards.stages_of(opening),
+    )
+
+
+def _columns_response(
+    opening: Opening,
+    f: boards.BoardFilter,
+    stage_ids: set[int],
+    status: int,
+    stages: list[Stage] | None = None,
+):
+    """The given columns redrawn from the server, as out-of-band swaps; `stages`: the
+    opening's, when the caller has read them."""
+    stages = stages if stages is not None else boards.stages_of(opening)
     data = boards.board(
         opening, f, questions=g.get("board_questions"), only=stage_ids, stages=stages
     )
@@ -190,6 +217,7 @@ def move(opening_id: str):
     form = request.form
     applicant_id = form.get("applicant", "")
     version = form.get("version", type=int)
+    stages = boards.stages_of(opening)
     try:
         moved = moves.move(
             current_membership(),
@@ -198,6 +226,7 @@ def move(opening_id: str):
             after=form.get("after") or None,
             before=form.get("before") or None,
             version=version,
+            stages=stages,
         )
     except ServiceError as exc:
         db.session.rollback()
@@ -207,7 +236,7 @@ def move(opening_id: str):
     if moved.moved_on:
         # A rule of the stage it entered moved the card on: redraw where it went as well.
         stage_ids = {moved.from_stage.id, moved.to_stage.id, moved.applicant.stage_id}
-        body, status = _columns_response(opening, f, stage_ids, 200)
+        body, status = _columns_response(opening, f, stage_ids, 200, stages)
         message = f"{moved.applicant.name} was moved on by a rule of {moved.to_stage.name}."
         return trigger(
             make_response(body, status), "flash", [{"category": "info", "message": message}]
@@ -218,7 +247,7 @@ def move(opening_id: str):
     )
     counts = boards.counts([stage.id for stage in touched], f)
     card_questions, _ = g.board_questions
-    found = boards.cards_by_id(opening, [moved.applicant.id], f, card_questions)
+    found = boards.cards_by_id(opening, [moved.applicant_id], f, card_questions)
     return render_template(
         "board/_moved.html",
         opening=opening,
@@ -226,7 +255,7 @@ def move(opening_id: str):
         stage=moved.to_stage,
         menu=form.get("via") == "menu",
         columns=[boards.Column(stage, counts.get(stage.id, 0)) for stage in touched],
-        stages=boards.stages_of(opening),
+        stages=stages,
         board_filter=f,
         membership=current_membership(),
     )

@@ -15,7 +15,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, exists, func, or_, select, union_all
+from sqlalchemy import (
+    String,
+    Text,
+    and_,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 
 from plutomi.extensions import db
 from plutomi.models import (
@@ -35,6 +46,7 @@ from plutomi.models import (
 from plutomi.services import tags as tag_service
 from plutomi.services.applicants import duration, format_value
 from plutomi.services.errors import Invalid
+from plutomi.services.lookups import among
 from plutomi.services.openings import CARD_ANSWERS, stages_of
 
 PAGE = 50
@@ -227,33 +239,35 @@ def _cards(rows) -> list[Card]:
 
 def _duplicates(opening: Opening, cards: list[Card]) -> set[int]:
     """Cards that may be a person already known: the same email in another opening of the
-    org, or the same name twice in this opening. Two indexed queries for the whole page."""
+    org, or the same name twice in this opening. One query of two indexed parts for the page."""
     if not cards:
         return set()
-    emails = {card.email for card in cards}
-    names = {card.name.lower() for card in cards}
-    known_emails = set(
-        db.session.scalars(
-            select(Applicant.email)
-            .where(
-                Applicant.org_id == opening.org_id,
-                Applicant.email.in_(emails),
-                Applicant.opening_id != opening.id,
-            )
-            .distinct()
-        )
-    )
     lower = func.lower(Applicant.name)
-    twin_names = set(
-        db.session.scalars(
-            select(lower)
-            .where(Applicant.opening_id == opening.id, lower.in_(names))
-            .group_by(lower)
-            .having(func.count() > 1)
+    known_emails = (
+        select(literal("email"), Applicant.email)
+        .where(
+            Applicant.org_id == opening.org_id,
+            among(Applicant.email, {card.email for card in cards}),
+            Applicant.opening_id != opening.id,
         )
+        .distinct()
     )
+    twin_names = (
+        select(literal("name"), lower)
+        .where(
+            Applicant.opening_id == opening.id,
+            among(lower, {card.name.lower() for card in cards}, String()),
+        )
+        .group_by(lower)
+        .having(func.count() > 1)
+    )
+    found: dict[str, set[str]] = {"email": set(), "name": set()}
+    for kind, value in db.session.execute(union_all(known_emails, twin_names)):
+        found[kind].add(value)
     return {
-        card.id for card in cards if card.email in known_emails or card.name.lower() in twin_names
+        card.id
+        for card in cards
+        if card.email in found["email"] or card.name.lower() in found["name"]
     }
 
 
@@ -265,8 +279,8 @@ def _answers(questions: list[Question], cards: list[Card]) -> dict[int, list[tup
     found: dict[int, list[tuple[int, str, str]]] = {}
     for applicant_id, question_id, value in db.session.execute(
         select(Answer.applicant_id, Answer.question_id, Answer.value).where(
-            Answer.applicant_id.in_([card.id for card in cards]),
-            Answer.question_id.in_(list(by_id)),
+            among(Answer.applicant_id, [card.id for card in cards]),
+            among(Answer.question_id, by_id),
         )
     ):
         question = by_id[question_id]

@@ -1,10 +1,13 @@
-"""Finding one row by its public id inside a query that already scopes it (org, opening)."""
+"""Finding rows: one by its public id inside a query that already scopes it (org, opening), and
+many by a list of values."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import ARRAY, ColumnElement, Select, any_, bindparam
+from sqlalchemy.types import TypeEngine
 
 from plutomi.extensions import db
 from plutomi.models.base import is_public_id
@@ -22,3 +25,14 @@ def by_public_id(scope: Select, model: type[T], public_id: str, message: str) ->
     if row is None:
         raise NotFound(message)
     return row
+
+
+def among(column: Any, values: Iterable[Any], type_: TypeEngine | None = None) -> ColumnElement:
+    """column IN values. On PostgreSQL as = ANY(one array parameter): psycopg parses a
+    statement with up to 50 parameters once and caches it, but re-parses one with an IN list
+    expanded to a parameter per value on every execution (and the server plans it afresh).
+    type_: the values' type, when the column's own is not known (a function of a column)."""
+    values = list(values)
+    if db.engine.dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(type_ or column.type)))
+    return column.in_(values)

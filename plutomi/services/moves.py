@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, inspect, select, text, update
+from sqlalchemy.orm import aliased
 
 from plutomi import ranks
 from plutomi.extensions import db, keeping_loaded
 from plutomi.models import ApiKey, Applicant, ApplicantStatus, Membership, Role, Stage, utcnow
-from plutomi.models.base import UTCDateTime
+from plutomi.models.base import UTCDateTime, is_public_id
 from plutomi.services import rules, throttle
 from plutomi.services.errors import Conflict, Invalid, NotFound
 from plutomi.services.events import Actor, record_applicant
@@ -41,13 +42,23 @@ class Moved:
     def changed_stage(self) -> bool:
         return self.from_stage.id != self.to_stage.id
 
+    @property
+    def applicant_id(self) -> int:
+        # place() expired the applicant after its UPDATE: its id needs no reload.
+        return inspect(self.applicant).identity[0]
+
 
 def get_applicant(actor: Membership, applicant_id: str) -> Applicant:
     scope = select(Applicant).where(Applicant.org_id == actor.org_id)
     return by_public_id(scope, Applicant, applicant_id, "No such applicant in this org.")
 
 
-def _target_stage(applicant: Applicant, stage_id: str) -> Stage:
+def _target_stage(applicant: Applicant, stage_id: str, stages: list[Stage] | None = None) -> Stage:
+    """The stage a move goes to. `stages`: the opening's, when the caller has read them; a
+    stage not among them is looked up, to say why it cannot be the target."""
+    for stage in stages or ():
+        if stage.public_id == stage_id and stage.opening_id == applicant.opening_id:
+            return stage
     scope = select(Stage).where(Stage.org_id == applicant.org_id)
     stage = by_public_id(scope, Stage, stage_id, "No such stage.")
     if stage.opening_id != applicant.opening_id:
@@ -55,9 +66,9 @@ def _target_stage(applicant: Applicant, stage_id: str) -> Stage:
     return stage
 
 
-def _stale(applicant: Applicant) -> Conflict:
+def _stale(name: str) -> Conflict:
     return Conflict(
-        f"{applicant.name} was moved or changed by someone else since your board was drawn."
+        f"{name} was moved or changed by someone else since your board was drawn."
         " The board now shows where they are.",
         code="version_conflict",
     )
@@ -65,7 +76,7 @@ def _stale(applicant: Applicant) -> Conflict:
 
 def _check_version(applicant: Applicant, version: int | None) -> None:
     if version is not None and version != applicant.version:
-        raise _stale(applicant)
+        raise _stale(applicant.name)
 
 
 def _check_active(applicant: Applicant) -> None:
@@ -93,38 +104,38 @@ def _column(stage: Stage, applicant: Applicant):
     )
 
 
-def _neighbour(applicant: Applicant, stage: Stage, neighbour_id: str) -> Applicant:
-    scope = select(Applicant).where(
-        Applicant.org_id == applicant.org_id, Applicant.opening_id == applicant.opening_id
-    )
-    try:
-        neighbour = by_public_id(scope, Applicant, neighbour_id, "")
-    except NotFound:
-        raise Invalid("The card it was dropped next to is not on this board.", "after") from None
-    if neighbour.id == applicant.id:
-        raise Invalid("A card cannot be placed next to itself.", "after")
-    if neighbour.stage_id != stage.id or neighbour.status != ApplicantStatus.ACTIVE:
-        # The neighbour moved meanwhile: this board is out of date.
-        raise _stale(neighbour)
-    return neighbour
-
-
 def _bounds(applicant: Applicant, stage: Stage, after_id: str | None, before_id: str | None):
     """The ranks the card must land between: after the card above it if given, else before
     the card below it, else at the top of the column. The other bound is read from the
-    database, not trusted from the client, so a stale page cannot produce a wrong order."""
+    database, not trusted from the client, so a stale page cannot produce a wrong order; it
+    comes with the neighbour, in one query."""
     column = _column(stage, applicant)
+    neighbour_id = after_id or before_id
+    if not neighbour_id:
+        return None, db.session.scalar(column)
+    n = aliased(Applicant)
     if after_id:
-        low = _neighbour(applicant, stage, after_id).rank
-        high = db.session.scalar(column.where(Applicant.rank > low))
-        return low, high
-    if before_id:
-        high = _neighbour(applicant, stage, before_id).rank
-        low = db.session.scalar(
-            column.with_only_columns(func.max(Applicant.rank)).where(Applicant.rank < high)
-        )
-        return low, high
-    return None, db.session.scalar(column)
+        other = column.where(Applicant.rank > n.rank)
+    else:
+        other = column.with_only_columns(func.max(Applicant.rank)).where(Applicant.rank < n.rank)
+    row = None
+    if is_public_id(neighbour_id):
+        row = db.session.execute(
+            select(n.id, n.name, n.stage_id, n.status, n.rank, other.scalar_subquery()).where(
+                n.org_id == applicant.org_id,
+                n.opening_id == applicant.opening_id,
+                n.public_id == neighbour_id,
+            )
+        ).first()
+    if row is None:
+        raise Invalid("The card it was dropped next to is not on this board.", "after")
+    id_, name, stage_id, status, rank, bound = row
+    if id_ == applicant.id:
+        raise Invalid("A card cannot be placed next to itself.", "after")
+    if stage_id != stage.id or status != ApplicantStatus.ACTIVE:
+        # The neighbour moved meanwhile: this board is out of date.
+        raise _stale(name)
+    return (rank, bound) if after_id else (bound, rank)
 
 
 def respread(stage: Stage) -> None:
@@ -322,13 +333,16 @@ def move(
     after: str | None = None,
     before: str | None = None,
     version: int | None = None,
+    stages: list[Stage] | None = None,
 ) -> Moved:
     """Move an applicant to a stage of its opening (or within its stage), next to `after`
-    (the card above) or `before` (the card below), or to the top when neither is given."""
+    (the card above) or `before` (the card below), or to the top when neither is given.
+    stages: the opening's, when the caller has read them (a board has): the stage the
+    applicant leaves and the one it enters are then found without a query."""
     require(actor, Role.RECRUITER)
     throttle_moves(actor)
     applicant = get_applicant(actor, applicant_id)
-    stage = _target_stage(applicant, stage_id)
+    stage = _target_stage(applicant, stage_id, stages)
     return _move(applicant, stage, after, before, version, Actor.user(actor.user))
 
 
@@ -353,7 +367,7 @@ def _move(
     )
     if moved is None:
         db.session.rollback()
-        raise _stale(applicant)
+        raise _stale(applicant.name)
     _commit_keeping_loaded()
     return moved
 
@@ -428,7 +442,7 @@ def reject(
         applicant, ApplicantStatus.REJECTED, actor=Actor.user(actor.user), reason=reason
     ):
         db.session.rollback()
-        raise _stale(applicant)
+        raise _stale(applicant.name)
     db.session.commit()
     return applicant
 
@@ -441,6 +455,6 @@ def restore(actor: Membership, applicant_id: str, version: int | None = None) ->
     _check_version(applicant, version)
     if not set_status(applicant, ApplicantStatus.ACTIVE, actor=Actor.user(actor.user)):
         db.session.rollback()
-        raise _stale(applicant)
+        raise _stale(applicant.name)
     db.session.commit()
     return applicant

@@ -63,6 +63,7 @@ from plutomi.models import (
 from plutomi.models.base import UTCDateTime
 from plutomi.services import conditions, moves, webhooks
 from plutomi.services.events import Actor, record_applicant
+from plutomi.services.lookups import among
 
 log = logging.getLogger(__name__)
 
@@ -474,15 +475,6 @@ def schedule(rule: Rule) -> None:
 # table once its statistics make due rows look common (done timers, all due in the past, do).
 
 
-def _among(column, ids: list[int]):
-    """column IN ids. On PostgreSQL as = ANY(one array parameter): psycopg parses a statement
-    with up to 50 parameters once and caches it, but re-parses one with an IN list expanded
-    to a parameter per id on every execution (and the server plans it afresh)."""
-    if db.engine.dialect.name == "postgresql":
-        return column == any_(bindparam(None, ids, type_=ARRAY(Integer)))
-    return column.in_(ids)
-
-
 def _inline(value: Any):
     """A constant written into the statement rather than bound. PostgreSQL plans a prepared
     statement once when its plan for any parameters is as good as for the given ones; blind
@@ -558,7 +550,7 @@ def claim(limit: int = TIMER_BATCH) -> tuple[str, list[Timer]]:
     timers = list(
         db.session.scalars(
             select(Timer)
-            .where(_among(Timer.id, [id_ for id_, _ in taken]))
+            .where(among(Timer.id, [id_ for id_, _ in taken]))
             .order_by(Timer.due_at, Timer.id)
         )
     )
@@ -701,7 +693,7 @@ def _finish(token: str, outcomes: dict[int, str], error: str | None = None) -> b
         result = db.session.execute(
             update(Timer)
             .where(
-                _among(Timer.id, ids), Timer.claim_token == token, Timer.state == TimerState.CLAIMED
+                among(Timer.id, ids), Timer.claim_token == token, Timer.state == TimerState.CLAIMED
             )
             .values(state=state, outcome=outcome, done_at=now, lease_until=None, error=error)
             .execution_options(synchronize_session=False)
@@ -716,11 +708,11 @@ def _run_chunk(token: str, timers: list[Timer]) -> int:
     applicants = {
         a.id: a
         for a in db.session.scalars(
-            select(Applicant).where(_among(Applicant.id, [t.applicant_id for t in timers]))
+            select(Applicant).where(among(Applicant.id, [t.applicant_id for t in timers]))
         )
     }
     rule_ids = list({t.rule_id for t in timers})
-    rules = {r.id: r for r in db.session.scalars(select(Rule).where(_among(Rule.id, rule_ids)))}
+    rules = {r.id: r for r in db.session.scalars(select(Rule).where(among(Rule.id, rule_ids)))}
     outcomes = {}
     chunk = _Chunk(timers)
     session = db.session()
@@ -762,7 +754,7 @@ def run_due(limit: int = TIMER_BATCH) -> tuple[int, int]:
             chunk, first = first, []  # loaded by the claim, and no commit since
         else:
             # The last chunk's commit expired these: one query, then the claim's order.
-            loaded = db.session.scalars(select(Timer).where(_among(Timer.id, chunk_ids)))
+            loaded = db.session.scalars(select(Timer).where(among(Timer.id, chunk_ids)))
             by_id = {t.id: t for t in loaded}
             chunk = [by_id[id_] for id_ in chunk_ids if id_ in by_id]
         try:

@@ -17,6 +17,7 @@ from plutomi.models import Applicant, ApplicantTag, Membership, Org, Role
 from plutomi.services.errors import Invalid, NotFound
 from plutomi.services.events import Actor, record_applicant
 from plutomi.services.fields import CONTROL_CHARACTER, has_control_characters
+from plutomi.services.lookups import among
 from plutomi.services.orgs import require
 
 MAX_LENGTH = 40
@@ -63,7 +64,7 @@ def for_applicants(org: Org, applicant_ids: Iterable[int]) -> dict[int, list[str
     grouped: dict[int, list[str]] = {}
     for applicant_id, tag in db.session.execute(
         select(ApplicantTag.applicant_id, ApplicantTag.tag)
-        .where(ApplicantTag.org_id == org.id, ApplicantTag.applicant_id.in_(ids))
+        .where(ApplicantTag.org_id == org.id, among(ApplicantTag.applicant_id, ids))
         .order_by(ApplicantTag.applicant_id, ApplicantTag.tag)
     ):
         grouped.setdefault(applicant_id, []).append(tag)

@@ -100,9 +100,17 @@ def drag(source: Locator, target: Locator, *, above: bool = True) -> None:
     )
 
 
+def open_menu(page: Page, b: Board, name: str) -> Locator:
+    """The card's "move to" form, fetched by its button; the stage list takes the focus."""
+    card(page, b, name).get_by_role("button", name=f"Move {name} Courier to another stage").click()
+    select = card(page, b, name).get_by_label(f"Move {name} Courier to", exact=True)
+    expect(select).to_be_focused()
+    return select
+
+
 def move_with_menu(page: Page, b: Board, name: str, stage: str) -> None:
+    open_menu(page, b, name).select_option(label=stage)
     form = card(page, b, name).locator("form.move-to")
-    form.get_by_label(f"Move {name} Courier to").select_option(label=stage)
     with page.expect_response(is_move) as answer:
         form.get_by_role("button", name="Move").click()
     assert answer.value.status == 200
@@ -217,8 +225,11 @@ def test_a_colleagues_move_shows_without_a_reload(new_context, make_member, boar
 def test_move_to_with_the_keyboard_only(new_context, board):
     b = board
     page = open_board(log_in(new_context, owner_of(b.org).email), b)
-    select = card(page, b, "Cleo").get_by_label("Move Cleo Courier to")
-    select.focus()
+    opener = card(page, b, "Cleo").get_by_role("button", name="Move Cleo Courier to another stage")
+    opener.focus()
+    # Enter opens the menu, which takes the focus.
+    page.keyboard.press("Enter")
+    select = card(page, b, "Cleo").get_by_label("Move Cleo Courier to", exact=True)
     expect(select).to_be_focused()
     # Applied -> Screen -> Interview.
     page.keyboard.press("ArrowDown")
@@ -243,8 +254,10 @@ def test_move_to_with_the_keyboard_only(new_context, board):
     expect(button).to_be_focused()
 
     # Into a column with cards: it lands at the top. Space presses the button too.
-    select = card(page, b, "Ada").get_by_label("Move Ada Courier to")
-    select.focus()
+    card(page, b, "Ada").get_by_role("button", name="Move Ada Courier to another stage").focus()
+    page.keyboard.press("Space")
+    select = card(page, b, "Ada").get_by_label("Move Ada Courier to", exact=True)
+    expect(select).to_be_focused()
     page.keyboard.press("ArrowDown")
     expect(select).to_have_value(b.screen.public_id)
     page.keyboard.press("Tab")
