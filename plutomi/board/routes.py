@@ -30,7 +30,7 @@ from plutomi.htmx import trigger
 from plutomi.models import Applicant, BulkAction, Opening, Role, Stage
 from plutomi.models.base import PUBLIC_ID_LENGTH, is_public_id
 from plutomi.services import board as boards
-from plutomi.services import bulk, moves
+from plutomi.services import bulk, moves, rules
 from plutomi.services.errors import Invalid, ServiceError, Throttled
 from plutomi.tenancy import current_membership, org_required
 
@@ -217,7 +217,7 @@ def move(opening_id: str):
     form = request.form
     applicant_id = form.get("applicant", "")
     version = form.get("version", type=int)
-    stages = boards.stages_of(opening)
+    stages = rules.stages_with_rules(opening.id)
     try:
         moved = moves.move(
             current_membership(),

@@ -115,6 +115,26 @@ def stage_rules(stage_id: int) -> list[Rule]:
     return cache[stage_id]
 
 
+def stages_with_rules(opening_id: int) -> list[Stage]:
+    """The opening's stages in order, with the enabled rules of each read in the same query
+    and kept for this transaction: a move found its stages and runs the rules of the one it
+    enters without another round trip."""
+    stages: dict[int, Stage] = {}
+    cache = _cache().setdefault("stage", {})
+    for stage, rule in db.session.execute(
+        select(Stage, Rule)
+        .outerjoin(Rule, and_(Rule.stage_id == Stage.id, Rule.enabled.is_(True)))
+        .where(Stage.opening_id == opening_id)
+        .order_by(Stage.position, Stage.id, Rule.position, Rule.id)
+    ):
+        if stage.id not in stages:
+            stages[stage.id] = stage
+            cache[stage.id] = []
+        if rule is not None:
+            cache[stage.id].append(rule)
+    return list(stages.values())
+
+
 def questions_of(opening_id: int) -> dict[str, Question]:
     """The opening's questions by public id (archived ones too: their answers still count)."""
     cache = _cache().setdefault("questions", {})
