@@ -117,6 +117,33 @@ def test_the_application_form_and_its_schema(app, client, make_org, make_opening
     assert many == few
 
 
+def test_an_application_is_a_fixed_number_of_statements(
+    app, client, make_org, make_opening, backend
+):
+    """Applying reads the org and opening together, the stages with their rules, the first
+    stage's questions, the duplicate check and the column's last rank, then writes each kind
+    of row once (answers in one statement, however many) and commits: nothing is reloaded."""
+    if backend != "postgres":
+        pytest.skip("SQLite, in-process, is sent rows one statement each: no round trips")
+    org = make_org("Acme", slug="acme")
+    opening = make_opening(org, stages=("Apply", "Documents"))
+    page = f"/jobs/acme/{opening.slug}"
+
+    def apply(n: int) -> int:
+        questions = db.session.query(Question).filter_by(stage_id=opening.stages[0].id).all()
+        form = {"name": f"Ada {n}", "email": f"ada{n}@example.com"}
+        form |= {f"q_{question.public_id}": "yes" for question in questions}
+        with statements(app) as seen:
+            response = client.post(page, data=form)
+        assert response.status_code == 302, response.text
+        return len(seen)
+
+    add_questions(opening.stages[0], 3)
+    few = apply(1)
+    add_questions(opening.stages[0], 27)
+    assert apply(2) == few <= 11
+
+
 def test_the_schema_does_not_query_per_stage(app, client, make_org, make_opening):
     org = make_org("Acme", slug="acme")
     few_stages = make_opening(org, stages=("A", "B"))

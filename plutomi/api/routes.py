@@ -203,7 +203,7 @@ def get_opening(opening_id: str):
 @bp.post("/openings/<pid:opening_id>/applicants")
 @posting
 def create_applicant(body: dict[str, Any], opening_id: str):
-    opening = _opening(opening_id)
+    opening = applications.with_stages(_opening(opening_id))
     name, email, given = schemas.new_applicant(body)
     if not applications.is_taking_applications(opening) or not opening.stages:
         raise ApiError(

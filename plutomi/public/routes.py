@@ -64,12 +64,15 @@ def _org_or_404(org_slug: str) -> Org:
     return org
 
 
-def _opening_or_404(org: Org, opening_slug: str) -> Opening:
-    opening = applications.opening_by_slug(org, opening_slug)
-    if opening is None or opening.state == OpeningState.DRAFT:
+def _opening_or_404(org_slug: str, opening_slug: str) -> tuple[Org, Opening]:
+    """The org and its public opening of the URL, read together; a 404 says which is missing."""
+    found = applications.org_and_opening(org_slug, opening_slug)
+    if found is None:
+        _org_or_404(org_slug)
+    if found is None or found[1].state == OpeningState.DRAFT:
         # A draft was never public: the answer must not confirm that it exists.
         abort(404, applications.NOT_TAKING)
-    return opening
+    return found
 
 
 def _raw_answers(questions: list[Question]) -> dict[str, Any]:
@@ -137,8 +140,9 @@ def _form_page(org, opening, values=None, errors=None, status=200, preview=False
 
 @bp.route("/jobs/<org_slug>/<opening_slug>", methods=["GET", "POST"])
 def opening(org_slug: str, opening_slug: str):
-    org = _org_or_404(org_slug)
-    row = _opening_or_404(org, opening_slug)
+    org, row = _opening_or_404(org_slug, opening_slug)
+    if request.method == "POST":
+        applications.with_stages(row)
     if not applications.is_taking_applications(row) or not row.stages:
         return _unavailable(org, row)
     if request.method == "GET":
@@ -170,8 +174,7 @@ def opening(org_slug: str, opening_slug: str):
 
 @bp.get("/jobs/<org_slug>/<opening_slug>/applied")
 def applied(org_slug: str, opening_slug: str):
-    org = _org_or_404(org_slug)
-    row = _opening_or_404(org, opening_slug)
+    org, row = _opening_or_404(org_slug, opening_slug)
     applicant = applicant_session.current_applicant()
     if applicant is not None and applicant.opening_id != row.id:
         applicant = None
@@ -180,8 +183,7 @@ def applied(org_slug: str, opening_slug: str):
 
 @bp.post("/jobs/<org_slug>/<opening_slug>/link")
 def request_link(org_slug: str, opening_slug: str):
-    org = _org_or_404(org_slug)
-    row = _opening_or_404(org, opening_slug)
+    org, row = _opening_or_404(org_slug, opening_slug)
     # The opening page's form names its field link_email (its own email field is the form's).
     email = request.form.get("link_email") or request.form.get("email", "")
     try:

@@ -364,8 +364,10 @@ def complete_stage_if_done(applicant: Applicant, *, actor: Actor | None = None) 
 
 def mark_completed(applicant: Applicant, stage: Stage, *, actor: Actor | None = None) -> None:
     """Record that every required question of the applicant's current stage is answered
-    (by the applicant, unless an actor such as an API key answered for them)."""
-    applicant.stage_completed_at = utcnow()
+    (by the applicant, unless an actor such as an API key answered for them). A new
+    applicant comes with stage_completed_at set already, written with its INSERT."""
+    if applicant.stage_completed_at is None:
+        applicant.stage_completed_at = utcnow()
     record_applicant(
         "applicant.stage_completed",
         applicant,

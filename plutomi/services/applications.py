@@ -13,10 +13,11 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.datastructures import FileStorage
 
 from plutomi import ranks
-from plutomi.extensions import db
+from plutomi.extensions import db, keeping_loaded
 from plutomi.models import (
     Applicant,
     ApplicantStatus,
@@ -58,6 +59,25 @@ def org_by_slug(slug: str) -> Org | None:
     if has_control_characters(slug):
         return None
     return db.session.scalar(select(Org).where(Org.slug == slug.lower()))
+
+
+def org_and_opening(org_slug: str, opening_slug: str) -> tuple[Org, Opening] | None:
+    """An opening's page: its org and the opening by their slugs, in one query."""
+    if has_control_characters(org_slug) or has_control_characters(opening_slug):
+        return None
+    row = db.session.execute(
+        select(Org, Opening)
+        .join(Opening, Opening.org_id == Org.id)
+        .where(Org.slug == org_slug.lower(), Opening.slug == opening_slug)
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def with_stages(opening: Opening) -> Opening:
+    """The opening with its stages loaded, and their enabled rules kept for this transaction
+    (applying runs the first stage's): one query for both."""
+    set_committed_value(opening, "stages", rules.stages_with_rules(opening.id))
+    return opening
 
 
 def opening_by_slug(org: Org, slug: str) -> Opening | None:
@@ -249,6 +269,7 @@ def apply(
         raise InvalidFields(errors)
 
     last = db.session.scalar(select(func.max(Applicant.rank)).where(Applicant.stage_id == stage.id))
+    now = utcnow()
     applicant = Applicant(
         org_id=opening.org_id,
         opening_id=opening.id,
@@ -256,7 +277,9 @@ def apply(
         name=name,
         email=email,
         rank=_rank_after(last),
-        entered_stage_at=utcnow(),
+        entered_stage_at=now,
+        # Every required question of the first stage was checked above: it is complete.
+        stage_completed_at=now,
     )
     db.session.add(applicant)
     try:
@@ -291,11 +314,13 @@ def apply(
         if errors:
             db.session.rollback()
             raise InvalidFields(errors)
-        # Every required question of the first stage was checked above: the stage is complete.
         answers.mark_completed(applicant, stage, actor=actor)
         _mail_link(applicant, "application_received")
     rules.created(applicant, stage, answered=bool(values))
-    db.session.commit()
+    # What the session holds is what was written (a rule that moved the applicant expired
+    # it), so the caller reads the new applicant without loading it again.
+    with keeping_loaded() as session:
+        session.commit()
     return applicant, True
 
 
