@@ -3,14 +3,16 @@ with the first response instead of being carried out twice.
 
 The key's row is the lock, and it is written in the same transaction as the work:
 
-1. `claim` inserts the row (api key, key, hash of the request) and flushes it, at the start of
-   the request's transaction. The service then does the work and commits, and its commit
-   commits the row with it: the row exists if and only if the work was done.
+1. `claim` inserts the row (api key, key, hash of the request) at the start of the request's
+   transaction, with one `INSERT ... ON CONFLICT DO NOTHING RETURNING id`. The service then
+   does the work and commits, and its commit commits the row with it: the row exists if and
+   only if the work was done.
 2. A second request with the same key, arriving while the first is under way, inserts the same
    (api key, key) and waits: on PostgreSQL on the unique index, until the first transaction
    ends; on SQLite on the database's single write lock. If the first committed, the insert
-   fails (IntegrityError); the second rolls back and replays the stored response. If the first
-   failed and rolled back, its row went with it and the second simply goes ahead.
+   does nothing and returns no id; the second reads the row and replays the stored response.
+   If the first failed and rolled back, its row went with it and the second's insert goes
+   ahead.
 3. After the work has committed, `store` writes the response (status and body) on the row, in
    a second, small commit. Between the two commits a repeat finds the row without a response:
    it polls for a few seconds, then answers 409 "idempotency_in_progress". (Were the process
@@ -37,7 +39,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from plutomi.extensions import db
 from plutomi.models import ApiKey, IdempotencyKey, utcnow
@@ -139,23 +141,32 @@ def _wait(api_key_id: int, key: str, digest: str) -> Stored:
         time.sleep(POLL_EVERY)
 
 
+def _insert_new():
+    """INSERT ... ON CONFLICT DO NOTHING, in the dialect's own words."""
+    if db.engine.dialect.name == "postgresql":
+        return postgresql.insert(IdempotencyKey)
+    return sqlite.insert(IdempotencyKey)
+
+
 def claim(api_key: ApiKey, key: str, digest: str) -> Claim | Stored:
     """Claim the key for this request (a Claim: go ahead, and `store` the response once the
     work has committed), or the Stored response of the request that used it first.
 
-    The row is flushed into the current transaction, which the work's own commit commits."""
-    existing = _find(api_key.id, key)
-    if existing is not None:
-        return _answer(existing, digest) or _wait(api_key.id, key, digest)
-    row = IdempotencyKey(api_key_id=api_key.id, key=key, request_hash=digest)
-    db.session.add(row)
-    try:
+    The row is inserted in the current transaction, which the work's own commit commits."""
+    row_id = db.session.scalar(
+        _insert_new()
+        .values(api_key_id=api_key.id, key=key, request_hash=digest)
         # Waits here while a concurrent request holds the same key uncommitted.
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        return _wait(api_key.id, key, digest)
-    return Claim(row.id)
+        .on_conflict_do_nothing(index_elements=["api_key_id", "key"])
+        .returning(IdempotencyKey.id)
+    )
+    if row_id is not None:
+        return Claim(row_id)
+    existing = _find(api_key.id, key)
+    if existing is None:
+        # Swept between the insert and now: gone for good.
+        raise _in_progress()
+    return _answer(existing, digest) or _wait(api_key.id, key, digest)
 
 
 def store(claimed: Claim, status: int, body: Any) -> None:
