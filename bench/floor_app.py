@@ -257,6 +257,74 @@ def _card(card, answers, labels) -> str:
     )
 
 
+# The applicant page's reads (services.applicants.profile, notes, tags, timeline.page): the
+# applicant with its opening and stage; the opening's stages; the answers with their
+# questions; the notes with their authors; the tags; the newest 25 events (one more says
+# whether an older page exists) with the names of the users who acted in them.
+PAGE_APPLICANT = text(
+    "SELECT a.id, a.org_id, a.opening_id, a.name, a.email, a.status, a.entered_stage_at,"
+    " o.name AS opening, s.name AS stage FROM applicants a"
+    " JOIN openings o ON o.id = a.opening_id JOIN stages s ON s.id = a.stage_id"
+    " WHERE a.public_id = :pid"
+)
+PAGE_STAGES = text("SELECT id, name FROM stages WHERE opening_id = :opening ORDER BY position, id")
+PAGE_ANSWERS = text(
+    "SELECT q.stage_id, q.label, x.value FROM answers x JOIN questions q ON q.id = x.question_id"
+    " WHERE x.org_id = :org AND x.applicant_id = :applicant ORDER BY q.position, q.id"
+)
+PAGE_NOTES = text(
+    "SELECT n.body, n.created_at, u.name FROM notes n LEFT JOIN users u ON u.id = n.author_id"
+    " WHERE n.org_id = :org AND n.applicant_id = :applicant ORDER BY n.created_at DESC, n.id DESC"
+)
+PAGE_TAGS = text(
+    "SELECT tag FROM applicant_tags WHERE org_id = :org AND applicant_id = :applicant ORDER BY tag"
+)
+PAGE_EVENTS = text(
+    "SELECT e.type, e.actor_type, e.payload, e.created_at, u.name FROM events e"
+    " LEFT JOIN users u ON e.actor_type = 'user' AND u.id = e.actor_id"
+    " WHERE e.org_id = :org AND e.applicant_id = :applicant"
+    " ORDER BY e.created_at DESC, e.id DESC LIMIT 26"
+)
+
+
+@app.get("/applicants/<public_id>")
+def applicant_page(public_id: str):
+    with engine.connect() as conn:
+        a = conn.execute(PAGE_APPLICANT, {"pid": public_id}).first()
+        if a is None:
+            abort(404)
+        who = {"org": a.org_id, "applicant": a.id}
+        stages = conn.execute(PAGE_STAGES, {"opening": a.opening_id}).all()
+        given = conn.execute(PAGE_ANSWERS, who).all()
+        notes = conn.execute(PAGE_NOTES, who).all()
+        tags = conn.execute(PAGE_TAGS, who).scalars().all()
+        events = conn.execute(PAGE_EVENTS, who).all()
+    parts = [
+        f"<html><body><h1>{escape(a.name)}</h1><p>{escape(a.email)} · {escape(a.opening)}"
+        f" · {escape(a.stage)} since {a.entered_stage_at}</p>"
+    ]
+    for stage in stages:
+        rows = "".join(
+            f"<dt>{escape(label)}</dt><dd>{escape(str(value))}</dd>"
+            for stage_id, label, value in given
+            if stage_id == stage.id
+        )
+        parts.append(f"<h2>{escape(stage.name)}</h2><dl>{rows}</dl>")
+    parts.append("<ul>" + "".join(f"<li>{escape(t)}</li>" for t in tags) + "</ul>")
+    for body, at, author in notes:
+        parts.append(f"<article><p>{escape(body)}</p><p>{escape(author or '')} {at}</p></article>")
+    parts.append("<ol>")
+    for e in events[:25]:
+        parts.append(
+            f'<li class="timeline-entry">{escape(e.type)} {escape(json.dumps(e.payload))}'
+            f" {escape(e.name or e.actor_type)} {e.created_at}</li>"
+        )
+    if len(events) > 25:
+        parts.append('<li class="timeline-more">Show older</li>')
+    parts.append("</ol></body></html>")
+    return "".join(parts)
+
+
 # The card, the stage it goes to and the neighbour it lands next to, with the other bound of
 # the gap (the next active card below `after`, or above `before`) in one round trip.
 _MOVE_BOUNDS = (

@@ -328,7 +328,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-SCENARIOS = ("jobs", "apply", "api", "board", "moves", "timers", "emails", "webhooks")
+SCENARIOS = ("jobs", "apply", "api", "board", "moves", "page", "timers", "emails", "webhooks")
+GENERATE_TARGET_S = 300
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -416,8 +417,24 @@ def main(argv: list[str] | None = None) -> int:
         default=10_000,
         help="webhook outbox rows the worker delivers (10000)",
     )
+    parser.add_argument(
+        "--generate",
+        type=int,
+        help="applicants bench/generate adds before the scenarios (default 1000000 when the"
+        " applicant page runs, else none; 0: none)",
+    )
+    parser.add_argument("--generate-orgs", type=int, default=100)
+    parser.add_argument(
+        "--generate-biggest", type=int, default=100_000, help="the biggest generated opening"
+    )
+    parser.add_argument("--page-requests", type=int, default=200, help="applicant page GETs")
+    parser.add_argument("--page-seconds", type=float, default=30.0, help="at most, per app")
     args = parser.parse_args(argv)
     only = {name.strip() for name in args.only.split(",") if name.strip()}
+    if args.generate is None:
+        args.generate = 1_000_000 if "page" in only else 0
+    if "page" in only and args.generate <= 0:
+        parser.error("the applicant page reads the generated data set: --generate must be > 0")
     if unknown := only - set(SCENARIOS):
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     if args.move_cards < args.move_threads:
@@ -444,6 +461,26 @@ def main(argv: list[str] | None = None) -> int:
     config = app_config(database_url, redis_url, work)
     target = migrate_and_seed(config)
     print(f"migrated and seeded {OPENINGS} openings in {time.perf_counter() - t0:.1f} s")
+    generated = None
+    if args.generate:
+        from bench.generate import generate
+
+        print(
+            f"generating {args.generate:,} applicants across {args.generate_orgs} orgs ...",
+            flush=True,
+        )
+        generated = generate(
+            database_url,
+            args.generate,
+            args.generate_orgs,
+            min(args.generate_biggest, args.generate),
+            log=lambda line: print(line, flush=True),
+        )
+        print(
+            f"generated in {generated.seconds:.1f} s (target < {GENERATE_TARGET_S} s): "
+            + ", ".join(f"{n:,} {table}" for table, n in generated.counts.items()),
+            flush=True,
+        )
     board = None
     if only & {"board", "moves"}:
         board = stage_board.seed(
@@ -487,6 +524,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(stage_board_scenario(args, floor, app, board))
         if "moves" in only:
             rows += moves_scenarios(args, floor, app, board, database_url)
+        if "page" in only:
+            from bench import applicant_page
+
+            rows.append(applicant_page.scenario(args, floor, app, generated))
         if "timers" in only:
             from bench import timers
 
@@ -512,6 +553,14 @@ def main(argv: list[str] | None = None) -> int:
     # numbers. Load averages over 1, 5 and 15 minutes, when the run started and ended.
     info["loadavg_start"] = [round(x, 2) for x in load_before]
     info["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    if generated is not None:
+        info["generated"] = {
+            "seconds": generated.seconds,
+            "target_seconds": GENERATE_TARGET_S,
+            "met": generated.seconds < GENERATE_TARGET_S,
+            "counts": generated.counts,
+            "phases": generated.phases,
+        }
     steal = steal_share(cpu_before, cpu_times())
     info["cpu_steal_share"] = round(steal, 3) if steal is not None else None
     print(

@@ -1,0 +1,75 @@
+"""The applicant page of an applicant with 1,000 events: the generated data set's heavy
+applicant (bench/generate), read by its org's owner, beside the floor's bare SQL of the same
+reads (bench/floor_app.py: /applicants/<public id>)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from bench.common import Client, Server, Timing, row, with_server_times
+from bench.generate import Generated
+
+TARGET_P95_MS = 50.0
+ENTRY = b'<li class="timeline-entry">'
+OLDER = b'class="timeline-more"'
+PAGE_SIZE = 25  # timeline.PAGE_SIZE: the newest entries, then "Show older"
+
+
+def time_page(client: Client, path: str, requests: int, seconds: float) -> Timing:
+    """Sequential GETs of the page; a success is a 200 with a full first page of the timeline
+    and the link to the older ones."""
+    for _ in range(5):  # warm both workers
+        client.request("GET", path)
+    timing = Timing()
+    started = time.perf_counter()
+    for _ in range(requests):
+        if time.perf_counter() - started > seconds:
+            break
+        t0 = time.perf_counter()
+        status, _, body = client.request("GET", path)
+        timing.latencies.append(time.perf_counter() - t0)
+        if status == 200 and body.count(ENTRY) == PAGE_SIZE and OLDER in body:
+            timing.ok += 1
+        else:
+            timing.failed += 1
+            if timing.failed <= 3:
+                print(f"  ! applicant page: {status}, {body.count(ENTRY)} entries", file=sys.stderr)
+    timing.elapsed = time.perf_counter() - started
+    return timing
+
+
+def scenario(args, floor: Server, app: Server, generated: Generated) -> dict[str, Any]:
+    from bench import stage_board
+    from bench.generate import HEAVY_EVENTS
+
+    path = f"/applicants/{generated.heavy_applicant}"
+    print(
+        f"applicant page: {args.page_requests} sequential GET {path} ({HEAVY_EVENTS:,} events) ...",
+        flush=True,
+    )
+    owner = stage_board.Recruiter(app.port)
+    owner.login(generated.owner_email)
+
+    def run(server: Server, client: Client) -> Timing:
+        return with_server_times(
+            server,
+            "GET",
+            path,
+            lambda: time_page(client, path, args.page_requests, args.page_seconds),
+        )
+
+    page_floor = run(floor, Client(floor.port))
+    page_app = run(app, owner)
+    return row(
+        "applicant page",
+        page_app,
+        page_floor,
+        page_app.p50 / page_floor.p50,
+        "page p50 / floor p50 (times slower than the floor)",
+        f"srv p95 < {TARGET_P95_MS:.0f} ms",
+        page_app.server_p95 < TARGET_P95_MS and page_app.failed == 0,
+        events=HEAVY_EVENTS,
+        timeline_page=PAGE_SIZE,
+    )
