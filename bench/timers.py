@@ -43,8 +43,11 @@ from bench.common import (
 # The targets, on a 2-core machine with PostgreSQL.
 TARGET_SECONDS = 60.0  # every due timer evaluated and moved by one worker
 # "Independent of the waiting timers": the idle sweep with all of them waiting may cost at
-# most this many times what it costs with none (room for noise, not for a scan).
+# most this many times what it costs with none, plus a quarter of a millisecond (room for the
+# noise of a sub-millisecond probe, not for a scan: one of a million index entries costs tens of
+# milliseconds).
 IDLE_SPREAD = 1.5
+IDLE_SLACK_MS = 0.25
 DELAY_DAYS = 30
 STAGES = ["Questionnaire", "Document Upload", "Final Review", "Waiting List", "Ready to Drive"]
 FIRST, TARGET = STAGES[0], STAGES[3]
@@ -752,13 +755,13 @@ def scenarios(args, config: dict[str, Any], org_id: int, env: dict[str, str]) ->
             _timing(full["floor_probe"], calls),
             probe_full / p50(full["floor_probe"]),
             "any_due p50 / bare probe p50, with every timer waiting",
-            f"<= {IDLE_SPREAD:g}x the cost at 0",
+            f"<= {IDLE_SPREAD:g}x the cost at 0 + {IDLE_SLACK_MS:g} ms",
             # The sweep with nothing due runs any_due alone: index probes only, and as dear
             # with every timer waiting (and after the runs) as with none. run_due's idle p50s
             # (a commit each, so noisier) are in idle_p50.
             uses_index(plans)
-            and probe_full <= IDLE_SPREAD * probe_none
-            and p50(after["any_due"]) <= IDLE_SPREAD * probe_none,
+            and probe_full <= IDLE_SPREAD * probe_none + IDLE_SLACK_MS
+            and p50(after["any_due"]) <= IDLE_SPREAD * probe_none + IDLE_SLACK_MS,
             idle_p50=idle,
             plans=plans,
             index_scan=uses_index(plans),

@@ -22,6 +22,7 @@ from plutomi.models import (
     StageCount,
     Timer,
     TimerState,
+    utcnow,
 )
 from plutomi.services import openings
 
@@ -71,6 +72,8 @@ def test_the_generator_builds_the_data_set_and_the_page_scenario_reads_it(
         select(func.count()).select_from(Timer).where(Timer.state == TimerState.PENDING)
     )
     assert pending == in_applied == done.counts["timers"]
+    # None is due yet, as in a system whose worker keeps up.
+    assert count(select(func.min(Timer.due_at))) > utcnow()
 
     heavy = count(select(Applicant).where(Applicant.public_id == done.heavy_applicant))
     events = count(select(func.count()).select_from(Event).where(Event.applicant_id == heavy.id))
