@@ -186,6 +186,32 @@ def vacuum_url(database_url: str, tables: str = "") -> None:
     engine.dispose()
 
 
+def explain_sent(database_url: str, table: str, sent: list[tuple[str, Any]]) -> list[str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of each statement in `sent` (statement, parameters, as an
+    engine's before_cursor_execute saw them) that names `table` ("": every one), in a
+    transaction rolled back after, so the writes among them change nothing."""
+    from sqlalchemy import create_engine
+
+    bare = create_engine(driver_url(database_url))
+    plans = []
+    raw = bare.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for statement, parameters in sent:
+            if table not in statement or not statement.lstrip().startswith(
+                ("SELECT", "UPDATE", "INSERT", "DELETE", "WITH")
+            ):
+                continue
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, parameters)
+            lines = [row[0] for row in cursor.fetchall()]
+            plans.append(" ".join(statement.split())[:160] + " ...\n  " + "\n  ".join(lines))
+        raw.rollback()
+    finally:
+        raw.close()
+    bare.dispose()
+    return plans
+
+
 # --- gunicorn ------------------------------------------------------------------------------
 
 

@@ -330,6 +330,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 SCENARIOS = ("jobs", "apply", "api", "board", "moves", "page", "timers", "emails", "webhooks")
 GENERATE_TARGET_S = 300
+SQLITE_SET = ("jobs", "apply", "page")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -426,6 +427,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generate-orgs", type=int, default=100)
     parser.add_argument(
         "--generate-biggest", type=int, default=100_000, help="the biggest generated opening"
+    )
+    parser.add_argument(
+        "--sqlite",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after PostgreSQL, the smaller set on SQLite (job board, applications and the"
+        " applicant page, of those --only names; default on)",
+    )
+    parser.add_argument(
+        "--sqlite-generate", type=int, default=20_000, help="the SQLite set's generated applicants"
     )
     parser.add_argument("--page-requests", type=int, default=200, help="applicant page GETs")
     parser.add_argument("--page-seconds", type=float, default=30.0, help="at most, per app")
@@ -545,6 +556,8 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
         redis.flushdb()
 
+    if args.sqlite and only & set(SQLITE_SET):
+        rows += sqlite_set(args, only, redis, redis_url, work)
     print()
     print_table(rows)
     info = machine(database_url)
@@ -577,6 +590,59 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps({"results": rows, "machine": info}, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
     return 0
+
+
+def sqlite_set(args, only: set[str], redis, redis_url: str, work: Path) -> list[dict[str, Any]]:
+    """The smaller set on SQLite (a file in the work folder, the app's default store): the job
+    board, applications and the applicant page, on a fresh migrated database with the same
+    seed and a generated set of --sqlite-generate applicants, each beside the same floor."""
+    from bench import applicant_page
+    from bench.generate import generate
+
+    redis.flushdb()
+    database_url = f"sqlite:///{work / 'bench.sqlite'}"
+    print(f"\nSQLite: {database_url}", flush=True)
+    config = app_config(database_url, redis_url, work / "sqlite")
+    target = migrate_and_seed(config)
+    generated = None
+    if "page" in only:
+        generated = generate(
+            database_url,
+            args.sqlite_generate,
+            orgs=max(1, args.sqlite_generate // 10_000),
+            biggest=args.sqlite_generate // 10,
+            log=lambda line: print(line, flush=True),
+        )
+        print(f"generated {args.sqlite_generate:,} applicants in {generated.seconds:.1f} s")
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": SECRET_KEY,
+        "BASE_URL": "http://127.0.0.1",
+        "INSTANCE_PATH": str(work / "sqlite" / "instance"),
+        "UPLOAD_DIR": str(work / "sqlite" / "uploads"),
+    }
+    rows: list[dict[str, Any]] = []
+    servers: list[Server] = []
+    try:
+        floor = Server("bench.floor_app:app", env, work, "sqlite-floor")
+        servers.append(floor)
+        app = Server("wsgi:app", env, work, "sqlite-plutomi")
+        servers.append(app)
+        if "jobs" in only:
+            rows.append(job_board(args, floor, app))
+        if "apply" in only:
+            rows.append(applications(args, floor, app, target, database_url, redis))
+        if generated is not None:
+            rows.append(applicant_page.scenario(args, floor, app, generated))
+    finally:
+        for server in servers:
+            server.stop()
+        redis.flushdb()
+    for result in rows:
+        result["scenario"] = f"sqlite: {result['scenario']}"
+        result["backend"] = "sqlite"
+    return rows
 
 
 def job_board(args, floor: Server, app: Server) -> dict[str, Any]:

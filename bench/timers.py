@@ -33,6 +33,7 @@ from bench.common import (
     bulk_mode,
     driver_url,
     drop_indexes,
+    explain_sent,
     insert_opening,
     peak_rss_mb,
     recount_stages,
@@ -367,29 +368,6 @@ def idle_costs(config: dict[str, Any], calls: int) -> dict[str, Any]:
     return out
 
 
-def explain(config: dict[str, Any], sql: list[tuple[str, Any]]) -> list[str]:
-    """EXPLAIN (ANALYZE, BUFFERS) of each timers statement the engine sent, in a transaction
-    rolled back after."""
-    from sqlalchemy import create_engine
-
-    bare = create_engine(config["SQLALCHEMY_DATABASE_URI"])
-    plans = []
-    raw = bare.raw_connection()
-    try:
-        cursor = raw.cursor()
-        for statement, parameters in sql:
-            if "timers" not in statement:
-                continue
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, parameters)
-            lines = [row[0] for row in cursor.fetchall()]
-            plans.append(" ".join(statement.split())[:160] + " ...\n  " + "\n  ".join(lines))
-        raw.rollback()
-    finally:
-        raw.close()
-    bare.dispose()
-    return plans
-
-
 def uses_index(plans: list[str]) -> bool:
     """Every plan reaches the timers through ix_timers_state_due (or the primary key, for
     the ids a claim picked), never by a sequential scan of the table."""
@@ -700,7 +678,7 @@ def scenarios(args, config: dict[str, Any], org_id: int, env: dict[str, str]) ->
         flush=True,
     )
     full = idle_costs(config, calls)
-    plans = explain(config, full["engine_sql"])
+    plans = explain_sent(config["SQLALCHEMY_DATABASE_URI"], "timers", full["engine_sql"])
     for plan in plans:
         print("  " + plan.replace("\n", "\n  "))
     p50 = statistics.median
