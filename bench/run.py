@@ -331,6 +331,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 SCENARIOS = ("jobs", "apply", "api", "board", "moves", "page", "timers", "emails", "webhooks")
 GENERATE_TARGET_S = 300
 SQLITE_SET = ("jobs", "apply", "page")
+WEB_RSS_TARGET_MB = 200
+WORKER_RSS_TARGET_MB = 250
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -551,16 +553,22 @@ def main(argv: list[str] | None = None) -> int:
             from bench import webhooks
 
             rows.append(webhooks.scenario(args, config, target))
+        # Plutomi's web workers, at their largest since the API scenario started their peak
+        # again (or since they started): under every load the web served.
+        web_peak = app.peak_rss_mb()
     finally:
         for server in servers:
             server.stop()
         redis.flushdb()
+    memory = memory_summary(rows, web_peak)
 
     if args.sqlite and only & set(SQLITE_SET):
         rows += sqlite_set(args, only, redis, redis_url, work)
     print()
     print_table(rows)
+    print(memory["line"])
     info = machine(database_url)
+    info["memory"] = memory
     info["run_seconds"] = round(time.perf_counter() - started_run, 1)
     # Anything else running (a test suite, say) shares the cores: worth knowing next to the
     # numbers. Load averages over 1, 5 and 15 minutes, when the run started and ended.
@@ -590,6 +598,41 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps({"results": rows, "machine": info}, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
     return 0
+
+
+def memory_summary(rows: list[dict[str, Any]], web_peak: float | None) -> dict[str, Any]:
+    """Peak RSS of a web worker and of a worker process under the loads above, against the
+    targets: the web's from its gunicorn workers, the worker's from the timer engine's and the
+    webhook worker's own processes (each a fresh process, as an RQ worker's job runs in)."""
+    workers = {
+        name: r[key]
+        for r in rows
+        for name, key in (("timers", "engine_rss_mb"), ("webhooks", "worker_rss_mb"))
+        if key in r
+    }
+    worker_peak = max(workers.values(), default=None)
+    web_met = web_peak is not None and web_peak < WEB_RSS_TARGET_MB
+    worker_met = worker_peak is not None and worker_peak < WORKER_RSS_TARGET_MB
+    parts = [
+        f"web peak RSS {web_peak:.0f} MB (target < {WEB_RSS_TARGET_MB} MB: "
+        f"{'yes' if web_met else 'NO'})"
+        if web_peak is not None
+        else "web peak RSS not measured"
+    ]
+    if worker_peak is not None:
+        each = ", ".join(f"{name} {mb:.0f}" for name, mb in workers.items())
+        parts.append(
+            f"worker peak RSS {worker_peak:.0f} MB ({each}; target < {WORKER_RSS_TARGET_MB} MB:"
+            f" {'yes' if worker_met else 'NO'})"
+        )
+    return {
+        "web_peak_rss_mb": web_peak,
+        "worker_peak_rss_mb": worker_peak,
+        "workers": workers,
+        "web_met": web_met,
+        "worker_met": worker_met if worker_peak is not None else None,
+        "line": "memory: " + "; ".join(parts),
+    }
 
 
 def sqlite_set(args, only: set[str], redis, redis_url: str, work: Path) -> list[dict[str, Any]]:
