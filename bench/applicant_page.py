@@ -4,11 +4,9 @@ reads (bench/floor_app.py: /applicants/<public id>)."""
 
 from __future__ import annotations
 
-import sys
-import time
 from typing import Any
 
-from bench.common import Client, Server, Timing, row, with_server_times
+from bench.common import Client, Server, Timing, row, time_gets, with_server_times
 from bench.generate import Generated
 
 TARGET_P95_MS = 50.0
@@ -20,24 +18,13 @@ PAGE_SIZE = 25  # timeline.PAGE_SIZE: the newest entries, then "Show older"
 def time_page(client: Client, path: str, requests: int, seconds: float) -> Timing:
     """Sequential GETs of the page; a success is a 200 with a full first page of the timeline
     and the link to the older ones."""
-    for _ in range(5):  # warm both workers
-        client.request("GET", path)
-    timing = Timing()
-    started = time.perf_counter()
-    for _ in range(requests):
-        if time.perf_counter() - started > seconds:
-            break
-        t0 = time.perf_counter()
-        status, _, body = client.request("GET", path)
-        timing.latencies.append(time.perf_counter() - t0)
+
+    def check(status: int, body: bytes) -> str | None:
         if status == 200 and body.count(ENTRY) == PAGE_SIZE and OLDER in body:
-            timing.ok += 1
-        else:
-            timing.failed += 1
-            if timing.failed <= 3:
-                print(f"  ! applicant page: {status}, {body.count(ENTRY)} entries", file=sys.stderr)
-    timing.elapsed = time.perf_counter() - started
-    return timing
+            return None
+        return f"{status}, {body.count(ENTRY)} timeline entries"
+
+    return time_gets(client, path, requests, seconds, 5, check)
 
 
 def scenario(args, floor: Server, app: Server, generated: Generated) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -442,6 +442,63 @@ def run_threads(
     for thread in pool:
         thread.join()
     return time.perf_counter() - started
+
+
+def server_env(database_url: str, redis_url: str, secret_key: str, folder: Path) -> dict:
+    """The environment both apps' gunicorn servers run with."""
+    return {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": secret_key,
+        "BASE_URL": "http://127.0.0.1",
+        "INSTANCE_PATH": str(folder / "instance"),
+        "UPLOAD_DIR": str(folder / "uploads"),
+    }
+
+
+@contextlib.contextmanager
+def floor_and_app(env: dict, logdir: Path, prefix: str = "") -> Iterator[tuple[Server, Server]]:
+    """Both apps under gunicorn with the same environment, the floor and Plutomi, stopped
+    after the block (whichever of them started)."""
+    servers: list[Server] = []
+    try:
+        servers.append(Server("bench.floor_app:app", env, logdir, f"{prefix}floor"))
+        servers.append(Server("wsgi:app", env, logdir, f"{prefix}plutomi"))
+        yield servers[0], servers[1]
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def time_gets(
+    client: Client,
+    path: str,
+    requests: int,
+    seconds: float,
+    warm_up: int,
+    check: Callable[[int, bytes], str | None],
+) -> Timing:
+    """Sequential GETs of a page after `warm_up` untimed ones, `requests` of them or as many as
+    fit in `seconds`; check(status, body) says what is wrong with an answer, or None."""
+    for _ in range(warm_up):
+        client.request("GET", path)
+    timing = Timing()
+    started = time.perf_counter()
+    for _ in range(requests):
+        if time.perf_counter() - started > seconds:
+            break
+        t0 = time.perf_counter()
+        status, _, body = client.request("GET", path)
+        timing.latencies.append(time.perf_counter() - t0)
+        problem = check(status, body)
+        if problem is None:
+            timing.ok += 1
+        else:
+            timing.failed += 1
+            if timing.failed <= 3:
+                print(f"  ! {path}: {problem}", file=sys.stderr)
+    timing.elapsed = time.perf_counter() - started
+    return timing
 
 
 def with_server_times(

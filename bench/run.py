@@ -38,9 +38,11 @@ from bench.common import (  # noqa: E402
     Timing,
     cpu_times,
     driver_url,
+    floor_and_app,
     row,
     run_threads,
     scalar,
+    server_env,
     steal_share,
     vacuum_url,
     with_server_times,
@@ -510,55 +512,42 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-    env = {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "SECRET_KEY": SECRET_KEY,
-        "BASE_URL": "http://127.0.0.1",
-        "INSTANCE_PATH": str(work / "instance"),
-        "UPLOAD_DIR": str(work / "uploads"),
-    }
+    env = server_env(database_url, redis_url, SECRET_KEY, work)
     rows: list[dict[str, Any]] = []
-    servers: list[Server] = []
     try:
-        floor = Server("bench.floor_app:app", env, work, "floor")
-        servers.append(floor)
-        app = Server("wsgi:app", env, work, "plutomi")
-        servers.append(app)
-        if "jobs" in only:
-            rows.append(job_board(args, floor, app))
-        if "apply" in only:
-            rows.append(applications(args, floor, app, target, database_url, redis))
-        if "api" in only:
-            from bench import api
+        with floor_and_app(env, work) as (floor, app):
+            if "jobs" in only:
+                rows.append(job_board(args, floor, app))
+            if "apply" in only:
+                rows.append(applications(args, floor, app, target, database_url, redis))
+            if "api" in only:
+                from bench import api
 
-            rows += api.scenario(args, floor, app, config, target)
-        if "board" in only:
-            rows.append(stage_board_scenario(args, floor, app, board))
-        if "moves" in only:
-            rows += moves_scenarios(args, floor, app, board, database_url)
-        if "page" in only:
-            from bench import applicant_page
+                rows += api.scenario(args, floor, app, config, target)
+            if "board" in only:
+                rows.append(stage_board_scenario(args, floor, app, board))
+            if "moves" in only:
+                rows += moves_scenarios(args, floor, app, board, database_url)
+            if "page" in only:
+                from bench import applicant_page
 
-            rows.append(applicant_page.scenario(args, floor, app, generated))
-        if "timers" in only:
-            from bench import timers
+                rows.append(applicant_page.scenario(args, floor, app, generated))
+            if "timers" in only:
+                from bench import timers
 
-            rows += timers.scenarios(args, config, target["org_id"], env)
-        if "emails" in only:
-            from bench import emails
+                rows += timers.scenarios(args, config, target["org_id"], env)
+            if "emails" in only:
+                from bench import emails
 
-            rows.append(emails.scenario(args, config, target))
-        if "webhooks" in only:
-            from bench import webhooks
+                rows.append(emails.scenario(args, config, target))
+            if "webhooks" in only:
+                from bench import webhooks
 
-            rows.append(webhooks.scenario(args, config, target))
-        # Plutomi's web workers, at their largest since the API scenario started their peak
-        # again (or since they started): under every load the web served.
-        web_peak = app.peak_rss_mb()
+                rows.append(webhooks.scenario(args, config, target))
+            # Plutomi's web workers, at their largest since the API scenario started their peak
+            # again (or since they started): under every load the web served.
+            web_peak = app.peak_rss_mb()
     finally:
-        for server in servers:
-            server.stop()
         redis.flushdb()
     memory = memory_summary(rows, web_peak)
 
@@ -657,30 +646,17 @@ def sqlite_set(args, only: set[str], redis, redis_url: str, work: Path) -> list[
             log=lambda line: print(line, flush=True),
         )
         print(f"generated {args.sqlite_generate:,} applicants in {generated.seconds:.1f} s")
-    env = {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "SECRET_KEY": SECRET_KEY,
-        "BASE_URL": "http://127.0.0.1",
-        "INSTANCE_PATH": str(work / "sqlite" / "instance"),
-        "UPLOAD_DIR": str(work / "sqlite" / "uploads"),
-    }
+    env = server_env(database_url, redis_url, SECRET_KEY, work / "sqlite")
     rows: list[dict[str, Any]] = []
-    servers: list[Server] = []
     try:
-        floor = Server("bench.floor_app:app", env, work, "sqlite-floor")
-        servers.append(floor)
-        app = Server("wsgi:app", env, work, "sqlite-plutomi")
-        servers.append(app)
-        if "jobs" in only:
-            rows.append(job_board(args, floor, app))
-        if "apply" in only:
-            rows.append(applications(args, floor, app, target, database_url, redis))
-        if generated is not None:
-            rows.append(applicant_page.scenario(args, floor, app, generated))
+        with floor_and_app(env, work, "sqlite-") as (floor, app):
+            if "jobs" in only:
+                rows.append(job_board(args, floor, app))
+            if "apply" in only:
+                rows.append(applications(args, floor, app, target, database_url, redis))
+            if generated is not None:
+                rows.append(applicant_page.scenario(args, floor, app, generated))
     finally:
-        for server in servers:
-            server.stop()
         redis.flushdb()
     for result in rows:
         result["scenario"] = f"sqlite: {result['scenario']}"

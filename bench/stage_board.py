@@ -32,6 +32,7 @@ from bench.common import (
     recount_stages,
     run_threads,
     scalar,
+    time_gets,
     vacuum,
 )
 
@@ -296,24 +297,13 @@ def time_board(
     """Sequential GETs of the board, `requests` of them or as many as fit in `seconds`; a
     success is a 200 with every first page's cards and the big column's count."""
     count = f'data-count="{big_count}"'.encode()
-    for _ in range(10):  # warm both workers
-        client.request("GET", path)
-    timing = Timing()
-    started = time.perf_counter()
-    for _ in range(requests):
-        if time.perf_counter() - started > seconds:
-            break
-        t0 = time.perf_counter()
-        status, _, body = client.request("GET", path)
-        timing.latencies.append(time.perf_counter() - t0)
+
+    def check(status: int, body: bytes) -> str | None:
         if status == 200 and body.count(CARD) == cards and count in body:
-            timing.ok += 1
-        else:
-            timing.failed += 1
-            if timing.failed <= 3:
-                print(f"  ! board: {status}, {body.count(CARD)} cards", file=sys.stderr)
-    timing.elapsed = time.perf_counter() - started
-    return timing
+            return None
+        return f"{status}, {body.count(CARD)} cards"
+
+    return time_gets(client, path, requests, seconds, 10, check)
 
 
 # --- moves ---------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 from argparse import Namespace
 
 from bench import api as bench_api
-from bench.common import Server
+from bench.common import floor_and_app, server_env
 from plutomi.models import QuestionType
 
 
@@ -21,21 +21,13 @@ def test_the_api_scenario_creates_one_applicant_per_key_and_replays(
     make_question(first, "years", QuestionType.NUMBER, min_value=0, max_value=80)
     target = {"org_id": opening.org_id, "opening_id": opening.id}
     config = app.extensions["test_config"]
-    env = {
-        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
-        "REDIS_URL": config["REDIS_URL"],
-        "SECRET_KEY": config["SECRET_KEY"],
-        "BASE_URL": "http://127.0.0.1",
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "UPLOAD_DIR": str(tmp_path / "uploads"),
-    }
+    env = server_env(
+        config["SQLALCHEMY_DATABASE_URI"], config["REDIS_URL"], config["SECRET_KEY"], tmp_path
+    )
     postgres = config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
     # SQLite takes one writer at a time: one client there, two racing on PostgreSQL.
     threads = 2 if postgres else 1
-    servers = []
-    try:
-        servers.append(Server("bench.floor_app:app", env, tmp_path, "floor"))
-        servers.append(Server("wsgi:app", env, tmp_path, "plutomi"))
+    with floor_and_app(env, tmp_path) as servers:
         rows = bench_api.scenario(
             Namespace(
                 api_threads=threads,
@@ -50,9 +42,6 @@ def test_the_api_scenario_creates_one_applicant_per_key_and_replays(
             config,
             target,
         )
-    finally:
-        for server in servers:
-            server.stop()
     created = rows[0]
     assert created["verified"], created["checks"]
     for name in ("app", "floor"):

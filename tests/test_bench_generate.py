@@ -9,7 +9,7 @@ from argparse import Namespace
 from sqlalchemy import func, select
 
 from bench import applicant_page
-from bench.common import Server
+from bench.common import floor_and_app, server_env
 from bench.generate import HEAVY_EVENTS, OPENINGS_PER_ORG, STAGES, generate
 from plutomi.extensions import db
 from plutomi.models import (
@@ -79,24 +79,13 @@ def test_the_generator_builds_the_data_set_and_the_page_scenario_reads_it(
     events = count(select(func.count()).select_from(Event).where(Event.applicant_id == heavy.id))
     assert events == HEAVY_EVENTS
 
-    env = {
-        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
-        "REDIS_URL": config["REDIS_URL"],
-        "SECRET_KEY": config["SECRET_KEY"],
-        "BASE_URL": "http://127.0.0.1",
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "UPLOAD_DIR": str(tmp_path / "uploads"),
-    }
-    servers = []
-    try:
-        servers.append(Server("bench.floor_app:app", env, tmp_path, "floor"))
-        servers.append(Server("wsgi:app", env, tmp_path, "plutomi"))
+    env = server_env(
+        config["SQLALCHEMY_DATABASE_URI"], config["REDIS_URL"], config["SECRET_KEY"], tmp_path
+    )
+    with floor_and_app(env, tmp_path) as servers:
         result = applicant_page.scenario(
             Namespace(page_requests=5, page_seconds=60), *servers, done
         )
-    finally:
-        for server in servers:
-            server.stop()
     # Both apps answered every request with a full first page of the timeline.
     assert result["ok"] == result["floor"]["ok"] == 5, result
     assert result["failed"] == result["floor"]["failed"] == 0
