@@ -362,3 +362,41 @@ def test_duration(seconds, text):
 )
 def test_format_value(kind, value, text):
     assert applicants.format_value(kind, value) == text
+
+
+def test_the_query_count_does_not_grow_with_events_notes_or_tags(
+    client, auth, world, make_applicant
+):
+    """The whole page, for an applicant with a long history: its timeline shows one page of
+    events, and notes and tags come in one query each however many there are."""
+    from plutomi.models import ApplicantTag, Note
+    from plutomi.services.events import Actor, record_applicant
+
+    org, opening, _, _, _ = world
+    owner = owner_of(org)
+    quiet = make_applicant(opening, opening.stages[0], name="Quiet")
+    busy = make_applicant(opening, opening.stages[0], name="Busy")
+    # The same kinds of history, a little of each and a lot of each.
+    for applicant, events, notes, tags in ((quiet, 3, 1, 1), (busy, 300, 30, 4)):
+        for _ in range(events):
+            record_applicant(
+                "applicant.answered", applicant, actor=Actor("user", owner.id), question="q"
+            )
+        for n in range(notes):
+            db.session.add(
+                Note(org_id=org.id, applicant_id=applicant.id, author_id=owner.id, body=f"n{n}")
+            )
+        for tag in ("night", "van", "spanish", "referral")[:tags]:
+            db.session.add(ApplicantTag(org_id=org.id, applicant_id=applicant.id, tag=tag))
+    db.session.commit()
+    login(auth, owner)
+
+    counts = {}
+    urls = [(a.name, f"/applicants/{a.public_id}") for a in (quiet, busy, quiet)]
+    for name, url in urls:  # quiet twice: the first request warms nothing up
+        with counting_queries() as statements:
+            page = client.get(url)
+        assert page.status_code == 200
+        counts[name] = len(statements)
+    assert page.text.count('class="timeline-entry"') == 3
+    assert counts["Quiet"] == counts["Busy"], counts
