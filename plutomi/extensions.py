@@ -44,6 +44,13 @@ def keeping_loaded() -> Iterator[Session]:
         session.expire_on_commit = True
 
 
+def commit_keeping_loaded() -> None:
+    """Commit without expiring what the session has loaded, for a caller that knows the
+    transaction changed none of it (or expired what it changed) and reads it right after."""
+    with keeping_loaded() as session:
+        session.commit()
+
+
 @event.listens_for(Engine, "connect")
 def _enforce_foreign_keys(dbapi_connection, connection_record) -> None:
     """SQLite ignores foreign keys unless asked, per connection: without this, deleting a stage

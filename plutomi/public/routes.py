@@ -197,8 +197,8 @@ def request_link(org_slug: str, opening_slug: str):
 
 @bp.get("/jobs/<org_slug>/<opening_slug>/schema.json")
 def schema(org_slug: str, opening_slug: str):
-    org = applications.org_by_slug(org_slug)
-    row = applications.opening_by_slug(org, opening_slug) if org else None
+    found = applications.org_and_opening(org_slug, opening_slug)
+    row = found[1] if found else None
     if row is None or not applications.is_taking_applications(row):
         return jsonify(error={"status": 404, "message": applications.NOT_TAKING}), 404
     response = jsonify(applications.schema(row))

@@ -17,7 +17,7 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from plutomi.extensions import db, keeping_loaded
+from plutomi.extensions import commit_keeping_loaded, db
 from plutomi.models import ApiKey, Membership, Org, Role, utcnow
 from plutomi.services.errors import Invalid, InvalidFields
 from plutomi.services.events import Actor, record
@@ -145,7 +145,6 @@ def touch(key: ApiKey) -> None:
         .values(last_used_at=now)
         .execution_options(synchronize_session=False)
     )
-    with keeping_loaded() as session:
-        session.commit()
+    commit_keeping_loaded()
     if written.rowcount == 1:
         set_committed_value(key, "last_used_at", now)

@@ -17,7 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.datastructures import FileStorage
 
 from plutomi import ranks
-from plutomi.extensions import db, keeping_loaded
+from plutomi.extensions import commit_keeping_loaded, db
 from plutomi.models import (
     Applicant,
     ApplicantStatus,
@@ -78,12 +78,6 @@ def with_stages(opening: Opening) -> Opening:
     (applying runs the first stage's): one query for both."""
     set_committed_value(opening, "stages", rules.stages_with_rules(opening.id))
     return opening
-
-
-def opening_by_slug(org: Org, slug: str) -> Opening | None:
-    if has_control_characters(slug):
-        return None
-    return db.session.scalar(select(Opening).where(Opening.org_id == org.id, Opening.slug == slug))
 
 
 def is_taking_applications(opening: Opening) -> bool:
@@ -319,8 +313,7 @@ def apply(
     rules.created(applicant, stage, answered=bool(values))
     # What the session holds is what was written (a rule that moved the applicant expired
     # it), so the caller reads the new applicant without loading it again.
-    with keeping_loaded() as session:
-        session.commit()
+    commit_keeping_loaded()
     return applicant, True
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, func, inspect, select, text, update
 from sqlalchemy.orm import aliased
 
 from plutomi import ranks
-from plutomi.extensions import db, keeping_loaded
+from plutomi.extensions import commit_keeping_loaded, db
 from plutomi.models import ApiKey, Applicant, ApplicantStatus, Membership, Role, Stage, utcnow
 from plutomi.models.base import UTCDateTime, is_public_id
 from plutomi.services import rules, throttle
@@ -307,14 +307,6 @@ def place(
     return Moved(applicant, from_stage, to_stage, moved_on)
 
 
-def _commit_keeping_loaded() -> None:
-    """Commit without expiring what the session has loaded. A move's answer reads the stages,
-    the opening and the member right after; this transaction changed none of them (place()
-    expires the applicant it updated), so reloading each would be a wasted round trip."""
-    with keeping_loaded() as session:
-        session.commit()
-
-
 def throttle_moves(actor: Membership, count: int = 1) -> None:
     throttle.rate_limit(
         f"moves:{actor.user_id}",
@@ -368,7 +360,9 @@ def _move(
     if moved is None:
         db.session.rollback()
         raise _stale(applicant.name)
-    _commit_keeping_loaded()
+    # A move's answer reads the stages, the opening and the member right after; this
+    # transaction changed none of them (place() expired the applicant it updated).
+    commit_keeping_loaded()
     return moved
 
 
