@@ -7,12 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from bench.common import Client, Server, Timing, row, time_gets, with_server_times
-from bench.generate import Generated
+from bench.generate import HEAVY_EVENTS, Generated
+from bench.stage_board import Recruiter
+from plutomi.services.timeline import PAGE_SIZE  # the newest entries, then "Show older"
 
 TARGET_P95_MS = 50.0
 ENTRY = b'<li class="timeline-entry">'
 OLDER = b'class="timeline-more"'
-PAGE_SIZE = 25  # timeline.PAGE_SIZE: the newest entries, then "Show older"
 
 
 def time_page(client: Client, path: str, requests: int, seconds: float) -> Timing:
@@ -28,15 +29,12 @@ def time_page(client: Client, path: str, requests: int, seconds: float) -> Timin
 
 
 def scenario(args, floor: Server, app: Server, generated: Generated) -> dict[str, Any]:
-    from bench import stage_board
-    from bench.generate import HEAVY_EVENTS
-
     path = f"/applicants/{generated.heavy_applicant}"
     print(
         f"applicant page: {args.page_requests} sequential GET {path} ({HEAVY_EVENTS:,} events) ...",
         flush=True,
     )
-    owner = stage_board.Recruiter(app.port)
+    owner = Recruiter(app.port)
     owner.login(generated.owner_email)
 
     def run(server: Server, client: Client) -> Timing:

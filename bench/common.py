@@ -56,19 +56,19 @@ def bulk_mode(conn) -> None:
         conn.execute(text("SET LOCAL session_replication_role = replica"))
 
 
-def recount_stages(conn, opening_id: int) -> None:
-    """Set the opening's per-stage counts of active applicants from the rows, as the triggers
+def recount_stages(conn, opening_ids: list[int]) -> None:
+    """Set the openings' per-stage counts of active applicants from the rows, as the triggers
     bulk_mode() turned off would have kept them."""
     from sqlalchemy import text
 
     conn.execute(
         text(
             "INSERT INTO stage_counts (stage_id, active) SELECT stage_id, count(*)"
-            " FROM applicants WHERE opening_id = :opening AND status = 'active'"
+            " FROM applicants WHERE opening_id = ANY(:openings) AND status = 'active'"
             " GROUP BY stage_id ON CONFLICT (stage_id) DO UPDATE"
             " SET active = EXCLUDED.active"
         ),
-        {"opening": opening_id},
+        {"openings": list(opening_ids)},
     )
 
 
@@ -184,6 +184,23 @@ def vacuum_url(database_url: str, tables: str = "") -> None:
     engine = create_engine(driver_url(database_url))
     vacuum(engine, tables)
     engine.dispose()
+
+
+@contextlib.contextmanager
+def captured_statements(engine) -> Iterator[list[tuple[str, Any]]]:
+    """Every (statement, parameters) the engine sends while the block runs, for explain_sent."""
+    from sqlalchemy import event
+
+    sent: list[tuple[str, Any]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
 
 
 def explain_sent(database_url: str, table: str, sent: list[tuple[str, Any]]) -> list[str]:
@@ -460,14 +477,12 @@ def server_env(database_url: str, redis_url: str, secret_key: str, folder: Path)
 def floor_and_app(env: dict, logdir: Path, prefix: str = "") -> Iterator[tuple[Server, Server]]:
     """Both apps under gunicorn with the same environment, the floor and Plutomi, stopped
     after the block (whichever of them started)."""
-    servers: list[Server] = []
-    try:
-        servers.append(Server("bench.floor_app:app", env, logdir, f"{prefix}floor"))
-        servers.append(Server("wsgi:app", env, logdir, f"{prefix}plutomi"))
-        yield servers[0], servers[1]
-    finally:
-        for server in servers:
-            server.stop()
+    with contextlib.ExitStack() as stop:
+        floor = Server("bench.floor_app:app", env, logdir, f"{prefix}floor")
+        stop.callback(floor.stop)
+        app = Server("wsgi:app", env, logdir, f"{prefix}plutomi")
+        stop.callback(app.stop)
+        yield floor, app
 
 
 def time_gets(

@@ -119,12 +119,12 @@ def opening(org_slug: str, opening_slug: str):
         if not name or "@" not in email:
             abort(422)
         answers = {q.id: request.form.get(f"q_{q.public_id}", "") for q in questions}
-        _insert_application(conn, target, name, email, answers, "application_form", None, _now())
+        _insert_application(conn, target, name, email, answers, None, _now())
     return redirect(f"/jobs/{org_slug}/{opening_slug}/applied", code=303)
 
 
 def _insert_application(
-    conn, target, name: str, email: str, answers: dict, source: str, key_id: int | None, now
+    conn, target, name: str, email: str, answers: dict, key_id: int | None, now
 ) -> str:
     """What an application writes at the least, however it came (the form, or an API key
     when key_id is given): the applicant, its answers, its event and its email's outbox row.
@@ -163,7 +163,7 @@ def _insert_application(
             "applicant_id": applicant.id,
             "actor_type": "applicant" if key_id is None else "api_key",
             "actor_id": applicant.id if key_id is None else key_id,
-            "payload": json.dumps({"source": source}),
+            "payload": json.dumps({"source": "application_form" if key_id is None else "api"}),
             "now": now,
         },
     )
@@ -267,7 +267,8 @@ PAGE_APPLICANT = text(
     " JOIN openings o ON o.id = a.opening_id JOIN stages s ON s.id = a.stage_id"
     " WHERE a.public_id = :pid"
 )
-PAGE_STAGES = text("SELECT id, name FROM stages WHERE opening_id = :opening ORDER BY position, id")
+# The timeline's page: services.timeline.PAGE_SIZE (the floor imports nothing of the app's).
+TIMELINE_PAGE = 25
 PAGE_ANSWERS = text(
     "SELECT q.stage_id, q.label, x.value FROM answers x JOIN questions q ON q.id = x.question_id"
     " WHERE x.org_id = :org AND x.applicant_id = :applicant ORDER BY q.position, q.id"
@@ -283,7 +284,7 @@ PAGE_EVENTS = text(
     "SELECT e.type, e.actor_type, e.payload, e.created_at, u.name FROM events e"
     " LEFT JOIN users u ON e.actor_type = 'user' AND u.id = e.actor_id"
     " WHERE e.org_id = :org AND e.applicant_id = :applicant"
-    " ORDER BY e.created_at DESC, e.id DESC LIMIT 26"
+    " ORDER BY e.created_at DESC, e.id DESC LIMIT :limit"
 )
 
 
@@ -294,11 +295,11 @@ def applicant_page(public_id: str):
         if a is None:
             abort(404)
         who = {"org": a.org_id, "applicant": a.id}
-        stages = conn.execute(PAGE_STAGES, {"opening": a.opening_id}).all()
+        stages = conn.execute(BOARD_STAGES, {"opening": a.opening_id}).all()
         given = conn.execute(PAGE_ANSWERS, who).all()
         notes = conn.execute(PAGE_NOTES, who).all()
         tags = conn.execute(PAGE_TAGS, who).scalars().all()
-        events = conn.execute(PAGE_EVENTS, who).all()
+        events = conn.execute(PAGE_EVENTS, {**who, "limit": TIMELINE_PAGE + 1}).all()
     parts = [
         f"<html><body><h1>{escape(a.name)}</h1><p>{escape(a.email)} · {escape(a.opening)}"
         f" · {escape(a.stage)} since {a.entered_stage_at}</p>"
@@ -314,12 +315,12 @@ def applicant_page(public_id: str):
     for body, at, author in notes:
         parts.append(f"<article><p>{escape(body)}</p><p>{escape(author or '')} {at}</p></article>")
     parts.append("<ol>")
-    for e in events[:25]:
+    for e in events[:TIMELINE_PAGE]:
         parts.append(
             f'<li class="timeline-entry">{escape(e.type)} {escape(json.dumps(e.payload))}'
             f" {escape(e.name or e.actor_type)} {e.created_at}</li>"
         )
-    if len(events) > 25:
+    if len(events) > TIMELINE_PAGE:
         parts.append('<li class="timeline-more">Show older</li>')
     parts.append("</ol></body></html>")
     return "".join(parts)
@@ -497,7 +498,7 @@ def api_create_applicant(opening_id: str):
         if not name or "@" not in email or not set(given) <= set(questions):
             abort(422)
         answers = {questions[k]: v for k, v in given.items()}
-        public_id = _insert_application(conn, target, name, email, answers, "api", key.id, now)
+        public_id = _insert_application(conn, target, name, email, answers, key.id, now)
         payload = {
             "id": public_id,
             "name": name,

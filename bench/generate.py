@@ -2,19 +2,19 @@
 
     .venv/bin/python -m bench.generate DATABASE_URL [--applicants 1000000] [--orgs 100]
 
-The database must be migrated already (`flask db upgrade`); the generator adds to what is
-there. By default: 100 orgs (slugs `gen-000` ... `gen-099`), each with an owner
-(`owner@gen-000.example`, with the bench recruiters' password), 10 published openings of six stages
-(Applied, Screen, Interview, Offer, Hired, Waiting List; Applied asks three questions and has
-the rule "not completed in 30 days: move to Waiting List") and 1,000,000 applicants. The
-biggest opening (`gen-000`'s `opening-00`) holds `--biggest` (100,000) of them in Applied; the
-rest are spread over the other openings, half of each opening's in Applied and fewer in each
-later stage. Every applicant has three answers and an `applicant.created` event (and an
-`applicant.moved` one past Applied); one in 20 has a note, one in 25 a tag; everyone in Applied
-has a pending timer for the rule, due 30 days after entering (none is due yet: times in stage
-run to 28 days); one in five there has not
+The database must be migrated already (`flask db upgrade`) and hold no generated set yet (the
+orgs' slugs and the owners' emails are fixed, so the benchmarks can find them). By default:
+100 orgs (slugs `gen-000` ... `gen-099`), each with an owner (`owner@gen-000.example`, with the
+bench recruiters' password), 10 published openings of six stages (Applied, Screen, Interview,
+Offer, Hired, Waiting List; Applied asks three questions and has the rule "not completed in 30
+days: move to Waiting List") and 1,000,000 applicants. The biggest opening (`gen-000`'s
+`opening-00`) holds `--biggest` (100,000) of them in Applied; the rest are spread over the other
+openings, half of each opening's in Applied and fewer in each later stage. Every applicant has
+three answers and an `applicant.created` event (and an `applicant.moved` one past Applied); one
+in 20 has a note, one in 25 a tag; everyone in Applied has a pending timer for the rule, due 30
+days after entering (none is due yet: times in stage run to 28 days); one in five there has not
 completed the stage. The first applicant of the biggest opening (`heavy@gen-000.example`) has
-1,000 events on their timeline, for the applicant page's benchmark.
+1,000 events on their timeline, all in the past, for the applicant page's benchmark.
 
 On PostgreSQL every table is written with COPY, its secondary indexes dropped first and built
 again after, the per-row triggers off (when the user may turn them off; the per-stage counts
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import secrets
 import string
 import sys
@@ -154,12 +153,12 @@ class PublicIds:
 @dataclass
 class Opening:
     id: int
+    public_id: str
     org_id: int
     owner_id: int
     stage_ids: list[int]
     question_ids: list[int]
     rule_id: int
-    applicants: int = 0
 
 
 @dataclass
@@ -171,6 +170,7 @@ class Generated:
     phases: dict[str, float] = field(default_factory=dict)
     biggest_opening: str = ""  # public id
     heavy_applicant: str = ""  # public id of the applicant with HEAVY_EVENTS events
+    heavy_id: int = 0
     owner_email: str = ""  # of the biggest opening's org
 
 
@@ -270,10 +270,10 @@ def _structure(w: Writer, orgs: int, now: datetime, pid: PublicIds) -> list[Open
         )
         member_rows.append((w.next_id("memberships"), org_id, user_id, "owner", now))
         for j in range(OPENINGS_PER_ORG):
-            opening_id = w.next_id("openings")
+            opening_id, opening_pid = w.next_id("openings"), pid()
             opening_rows.append(
                 (opening_id, org_id, f"Driver, zone {j:02d}", f"opening-{j:02d}", "", "published",
-                 pid(), now - timedelta(days=j))
+                 opening_pid, now - timedelta(days=j))
             )  # fmt: skip
             stage_ids = []
             stage_pids = []
@@ -303,7 +303,9 @@ def _structure(w: Writer, orgs: int, now: datetime, pid: PublicIds) -> list[Open
                  "time_in_stage", RULE_DAYS * 24 * 60, True, "all", [],
                  [{"type": "move", "stage": stage_pids[-1]}], True, now, pid(), now)
             )  # fmt: skip
-            openings.append(Opening(opening_id, org_id, user_id, stage_ids, question_ids, rule_id))
+            openings.append(
+                Opening(opening_id, opening_pid, org_id, user_id, stage_ids, question_ids, rule_id)
+            )
     for table, rows in [
         ("orgs", org_rows),
         ("users", user_rows),
@@ -343,19 +345,20 @@ def _applicants(
     spread = [now - timedelta(minutes=7 + 37 * k) for k in range(1090)]
     n = 0
     for index, opening in enumerate(openings):
-        count = biggest if index == 0 else (rest[index - 1] if len(openings) > 1 else 0)
+        count = biggest if index == 0 else rest[index - 1]
         per_stage = [count] + [0] * (len(STAGES) - 1) if index == 0 else _shares(count)
-        opening.applicants = count
         for position, in_stage in enumerate(per_stage):
             stage_id = opening.stage_ids[position]
-            for k, rank in enumerate(ranks.spread(in_stage)):
+            for rank in ranks.spread(in_stage):
                 applicant_id = w.next_id("applicants")
                 public_id = pid()
                 entered = spread[(n * 7919) % len(spread)]
                 completed = position > 0 or n % 5 != 0
-                if index == 0 and position == 0 and k == 0:
+                if n == 0:  # the biggest opening's first: the one with a long history
+                    # Longest in its stage, so its history, a minute an event, is all past.
+                    entered = spread[-1]
                     email = "heavy@gen-000.example"
-                    generated.heavy_applicant = public_id
+                    generated.heavy_applicant, generated.heavy_id = public_id, applicant_id
                 else:
                     email = f"applicant-{n}@example.com"
                 yield (
@@ -383,8 +386,8 @@ def _answers(w: Writer, rows: list[_Row]) -> Iterator[tuple]:
         yield (w.next_id("answers"), r.opening.org_id, r.id, years, r.id % 30, at, at)
 
 
-def _events(w: Writer, rows: list[_Row]) -> Iterator[tuple]:
-    for i, r in enumerate(rows):
+def _events(w: Writer, rows: list[_Row], heavy_id: int) -> Iterator[tuple]:
+    for r in rows:
         o = r.opening
         created = r.entered - timedelta(days=r.stage)
         yield (w.next_id("events"), o.org_id, o.id, r.id, "applicant.created", "applicant", r.id,
@@ -393,7 +396,7 @@ def _events(w: Writer, rows: list[_Row]) -> Iterator[tuple]:
             yield (w.next_id("events"), o.org_id, o.id, r.id, "applicant.moved", "user",
                    o.owner_id, {"from_stage": STAGES[0], "to_stage": STAGES[r.stage]},
                    r.entered)  # fmt: skip
-        if i == 0 and r.opening.applicants:
+        if r.id == heavy_id:
             # The heavy applicant: answers given and moves back and forth, a minute apart.
             for k in range(HEAVY_EVENTS - 1):
                 at = created + timedelta(minutes=k + 1)
@@ -435,14 +438,15 @@ def generate(
     """Write the data set into the migrated database at database_url; see the module's text."""
     from sqlalchemy import create_engine, text
 
-    from bench.common import bulk_mode, drop_indexes, vacuum
+    from bench.common import bulk_mode, drop_indexes, recount_stages, vacuum
 
     engine = create_engine(driver_url(database_url))
     result = Generated()
     started = time.perf_counter()
     now = datetime.now(UTC)
     pid = PublicIds()
-    random.seed(1)
+    if not 0 < biggest <= applicants:
+        raise ValueError("the biggest opening needs at least one applicant, and at most all")
 
     def phase(name: str, since: float) -> float:
         took = time.perf_counter() - since
@@ -464,7 +468,7 @@ def generate(
         t = phase(f"orgs, openings and {len(rows):,} applicants", t)
         w.write("answers", _answers(w, rows))
         t = phase("answers", t)
-        w.write("events", _events(w, rows))
+        w.write("events", _events(w, rows, result.heavy_id))
         t = phase("events", t)
         w.write("notes", _notes(w, rows, pid))
         w.write("applicant_tags", _tags(rows))
@@ -474,19 +478,9 @@ def generate(
         for ddl in again:
             conn.execute(text(ddl))
         if w.postgres:
-            conn.execute(
-                text(
-                    "INSERT INTO stage_counts (stage_id, active) SELECT a.stage_id, count(*)"
-                    " FROM applicants a WHERE a.status = 'active'"
-                    " AND a.opening_id = ANY(:ids) GROUP BY a.stage_id"
-                    " ON CONFLICT (stage_id) DO UPDATE SET active = EXCLUDED.active"
-                ),
-                {"ids": [o.id for o in openings]},
-            )
+            recount_stages(conn, [o.id for o in openings])
         t = phase("indexes and stage counts", t)
-        result.biggest_opening = conn.execute(
-            text("SELECT public_id FROM openings WHERE id = :id"), {"id": openings[0].id}
-        ).scalar()
+        result.biggest_opening = openings[0].public_id
         result.owner_email = "owner@gen-000.example"
     if w.postgres:
         vacuum(engine, ", ".join(BIG))

@@ -120,10 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from bench.run import DB_NAME, SECRET_KEY
+    from bench.run import SECRET_KEY, bench_url
 
     base = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    url = base.rsplit("/", 1)[0] + f"/{DB_NAME}"
+    url = bench_url(base)
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
     from sqlalchemy import select
 

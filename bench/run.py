@@ -44,6 +44,7 @@ from bench.common import (  # noqa: E402
     scalar,
     server_env,
     steal_share,
+    time_gets,
     vacuum_url,
     with_server_times,
 )
@@ -67,6 +68,12 @@ DESCRIPTION = (
 # --- the database ------------------------------------------------------------------------
 
 
+def bench_url(base_url: str) -> str:
+    """The URL of bench_plutomi on base_url's server."""
+    parts = urllib.parse.urlsplit(base_url)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{DB_NAME}"))
+
+
 def fresh_database(base_url: str) -> str:
     """Drop and recreate bench_plutomi on base_url's server; returns its postgresql:// URL."""
     from sqlalchemy import create_engine, text
@@ -76,8 +83,7 @@ def fresh_database(base_url: str) -> str:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
     admin.dispose()
-    parts = urllib.parse.urlsplit(base_url)
-    return urllib.parse.urlunsplit(parts._replace(path=f"/{DB_NAME}"))
+    return bench_url(base_url)
 
 
 def app_config(database_url: str, redis_url: str, instance: Path) -> dict[str, Any]:
@@ -185,23 +191,18 @@ def migrate_and_seed(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def time_board(port: int, requests: int, expect_rows: int) -> Timing:
+    """The job board, `requests` GETs in a row after 20 to warm both workers (imports,
+    template compile, pool); a success is a 200 with every opening it should list."""
+
+    def check(status: int, body: bytes) -> str | None:
+        found = body.count(b'class="card job"')
+        return None if status == 200 and found == expect_rows else f"{status}, {found} openings"
+
     client = Client(port)
-    path = f"/jobs/{ORG_SLUG}"
-    for _ in range(20):  # warm both workers: imports, template compile, pool
-        client.request("GET", path)
-    timing = Timing()
-    started = time.perf_counter()
-    for _ in range(requests):
-        t0 = time.perf_counter()
-        status, _, body = client.request("GET", path)
-        timing.latencies.append(time.perf_counter() - t0)
-        if status == 200 and body.count(b'class="card job"') == expect_rows:
-            timing.ok += 1
-        else:
-            timing.failed += 1
-    timing.elapsed = time.perf_counter() - started
-    client.close()
-    return timing
+    try:
+        return time_gets(client, f"/jobs/{ORG_SLUG}", requests, float("inf"), 20, check)
+    finally:
+        client.close()
 
 
 FIELD = re.compile(rb'name="(q_[a-z0-9]{16})"')
@@ -448,6 +449,10 @@ def main(argv: list[str] | None = None) -> int:
     only = {name.strip() for name in args.only.split(",") if name.strip()}
     if args.generate is None:
         args.generate = 1_000_000 if "page" in only else 0
+    if args.generate and args.generate_biggest < 1:
+        parser.error("--generate-biggest must be at least 1: the heavy applicant is its first")
+    if args.sqlite and "page" in only and args.sqlite_generate < 10:
+        parser.error("--sqlite-generate must be at least 10 (a tenth go to the biggest opening)")
     if "page" in only and args.generate <= 0:
         parser.error("the applicant page reads the generated data set: --generate must be > 0")
     if unknown := only - set(SCENARIOS):
@@ -551,13 +556,21 @@ def main(argv: list[str] | None = None) -> int:
         redis.flushdb()
     memory = memory_summary(rows, web_peak)
 
+    sqlite_error = None
     if args.sqlite and only & set(SQLITE_SET):
-        rows += sqlite_set(args, only, redis, redis_url, work)
+        # The PostgreSQL results stand whatever happens to the SQLite set: it is reported.
+        try:
+            rows += sqlite_set(args, only, redis, redis_url, work)
+        except Exception as exc:  # reported in the table's place, not lost
+            sqlite_error = f"{type(exc).__name__}: {exc}"
+            print(f"  ! the SQLite set failed: {sqlite_error}", file=sys.stderr)
     print()
     print_table(rows)
-    print(memory["line"])
+    print(memory_line(memory))
     info = machine(database_url)
     info["memory"] = memory
+    if sqlite_error:
+        info["sqlite_error"] = sqlite_error
     info["run_seconds"] = round(time.perf_counter() - started_run, 1)
     # Anything else running (a test suite, say) shares the cores: worth knowing next to the
     # numbers. Load averages over 1, 5 and 15 minutes, when the run started and ended.
@@ -592,7 +605,8 @@ def main(argv: list[str] | None = None) -> int:
 def memory_summary(rows: list[dict[str, Any]], web_peak: float | None) -> dict[str, Any]:
     """Peak RSS of a web worker and of a worker process under the loads above, against the
     targets: the web's from its gunicorn workers, the worker's from the timer engine's and the
-    webhook worker's own processes (each a fresh process, as an RQ worker's job runs in)."""
+    webhook worker's own processes (each a fresh process, as an RQ worker's job runs in).
+    A figure not measured (its scenarios did not run) is None, and so is its verdict."""
     workers = {
         name: r[key]
         for r in rows
@@ -600,28 +614,35 @@ def memory_summary(rows: list[dict[str, Any]], web_peak: float | None) -> dict[s
         if key in r
     }
     worker_peak = max(workers.values(), default=None)
-    web_met = web_peak is not None and web_peak < WEB_RSS_TARGET_MB
-    worker_met = worker_peak is not None and worker_peak < WORKER_RSS_TARGET_MB
-    parts = [
-        f"web peak RSS {web_peak:.0f} MB (target < {WEB_RSS_TARGET_MB} MB: "
-        f"{'yes' if web_met else 'NO'})"
-        if web_peak is not None
-        else "web peak RSS not measured"
-    ]
-    if worker_peak is not None:
-        each = ", ".join(f"{name} {mb:.0f}" for name, mb in workers.items())
-        parts.append(
-            f"worker peak RSS {worker_peak:.0f} MB ({each}; target < {WORKER_RSS_TARGET_MB} MB:"
-            f" {'yes' if worker_met else 'NO'})"
-        )
     return {
         "web_peak_rss_mb": web_peak,
+        "web_met": None if web_peak is None else web_peak < WEB_RSS_TARGET_MB,
         "worker_peak_rss_mb": worker_peak,
         "workers": workers,
-        "web_met": web_met,
-        "worker_met": worker_met if worker_peak is not None else None,
-        "line": "memory: " + "; ".join(parts),
+        "worker_met": None if worker_peak is None else worker_peak < WORKER_RSS_TARGET_MB,
     }
+
+
+def memory_line(memory: dict[str, Any]) -> str:
+    def part(name: str, peak: float | None, target: int, met: bool | None, extra: str = "") -> str:
+        if peak is None:
+            return f"{name} peak RSS not measured"
+        verdict = "yes" if met else "NO"
+        return f"{name} peak RSS {peak:.0f} MB ({extra}target < {target} MB: {verdict})"
+
+    each = ", ".join(f"{name} {mb:.0f}" for name, mb in memory["workers"].items())
+    return "memory: " + "; ".join(
+        [
+            part("web", memory["web_peak_rss_mb"], WEB_RSS_TARGET_MB, memory["web_met"]),
+            part(
+                "worker",
+                memory["worker_peak_rss_mb"],
+                WORKER_RSS_TARGET_MB,
+                memory["worker_met"],
+                f"{each}; " if each else "",
+            ),
+        ]
+    )
 
 
 def sqlite_set(args, only: set[str], redis, redis_url: str, work: Path) -> list[dict[str, Any]]:

@@ -221,7 +221,7 @@ def seed(config: dict[str, Any], org_id: int, applicants: int, movers: int, user
         )
         for ddl in indexes:
             conn.execute(text(ddl))
-        recount_stages(conn, opening_id)
+        recount_stages(conn, [opening_id])
     vacuum(engine)
     engine.dispose()
 

@@ -31,6 +31,7 @@ from bench.common import (
     Timing,
     Usage,
     bulk_mode,
+    captured_statements,
     driver_url,
     drop_indexes,
     explain_sent,
@@ -157,7 +158,7 @@ def seed_applicants(engine, org_id: int, applicants: int, due: int) -> TimerSeed
         for ddl in indexes:
             conn.execute(text(ddl))
         # The triggers that keep the per-stage counts were off for the bulk insert.
-        recount_stages(conn, opening_id)
+        recount_stages(conn, [opening_id])
     vacuum(engine, "applicants")
     return TimerSeed(
         org_id=org_id,
@@ -332,7 +333,7 @@ def floor_claim(conn, token: str, limit: int) -> list:
 def idle_costs(config: dict[str, Any], calls: int) -> dict[str, Any]:
     """p50s of rules.any_due() (what a sweep with nothing due runs) and rules.run_due() with
     nothing due, against the floor's bare probe and claim; and the SQL the engine sent."""
-    from sqlalchemy import create_engine, event, text
+    from sqlalchemy import create_engine, text
 
     from plutomi import create_app
     from plutomi.extensions import db
@@ -343,15 +344,9 @@ def idle_costs(config: dict[str, Any], calls: int) -> dict[str, Any]:
     with app.app_context():
         out["any_due"] = _times(rules.any_due, calls)
         out["run_due"] = _times(rules.run_due, calls)
-        sent: list[tuple[str, Any]] = []
-
-        def capture(conn, cursor, statement, parameters, context, executemany):
-            sent.append((statement, parameters))
-
-        event.listen(db.engine, "before_cursor_execute", capture)
-        rules.any_due()
-        rules.run_due()
-        event.remove(db.engine, "before_cursor_execute", capture)
+        with captured_statements(db.engine) as sent:
+            rules.any_due()
+            rules.run_due()
         out["engine_sql"] = sent
         db.session.remove()
         db.engine.dispose()

@@ -76,8 +76,25 @@ def test_the_generator_builds_the_data_set_and_the_page_scenario_reads_it(
     assert count(select(func.min(Timer.due_at))) > utcnow()
 
     heavy = count(select(Applicant).where(Applicant.public_id == done.heavy_applicant))
+    assert heavy.opening_id == biggest.id and heavy.id == done.heavy_id
     events = count(select(func.count()).select_from(Event).where(Event.applicant_id == heavy.id))
     assert events == HEAVY_EVENTS
+    # All history is past, as the app would have written it.
+    assert count(select(func.max(Event.created_at))) <= utcnow()
+
+    # The app's own inserts follow the generated ids (the sequences were moved past them).
+    db.session.add(
+        Applicant(
+            org_id=biggest.org_id,
+            opening_id=biggest.id,
+            stage_id=applied.id,
+            name="After the set",
+            email="after@example.com",
+            rank="zz",
+            entered_stage_at=utcnow(),
+        )
+    )
+    db.session.commit()
 
     env = server_env(
         config["SQLALCHEMY_DATABASE_URI"], config["REDIS_URL"], config["SECRET_KEY"], tmp_path
