@@ -12,7 +12,7 @@ from sqlalchemy import select
 from plutomi.extensions import db
 from plutomi.models import Applicant, BulkAction, Membership, Role, Trigger
 from plutomi.services import bulk, moves
-from tests.conftest import owner_of
+from tests.conftest import owner_membership, owner_of
 from tests.test_applicant_page import counting_queries
 from tests.test_board import column, fill
 
@@ -108,14 +108,13 @@ def test_a_cards_menu_lists_the_stages_with_the_version_the_board_showed(client,
     assert 'name="version" value="1"' in html and "autofocus" in html
     assert f'id="move-submit-{people[1].public_id}"' in html
     # Moved meanwhile: the menu still carries the board's version, so the move is refused.
-    member = db.session.scalar(select(Membership).where(Membership.org_id == org.id))
-    moves.move(member, people[1].public_id, hired.public_id)
+    moves.move(owner_membership(org), people[1].public_id, hired.public_id)
     html = client.get(url, query_string={"applicant": people[1].public_id, "version": "1"}).text
     assert 'name="version" value="1"' in html
     assert f'<option value="{hired.public_id}" selected>' in html
     # Another opening's applicant, a malformed id: not found.
     assert client.get(url, query_string={"applicant": "nope"}).status_code == 404
-    moves.reject(member, people[2].public_id)
+    moves.reject(owner_membership(org), people[2].public_id)
     html = client.get(url, query_string={"applicant": people[2].public_id}).text
     assert "is rejected" in html and "<select" not in html
 

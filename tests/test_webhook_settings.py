@@ -83,12 +83,18 @@ def test_private_targets_are_refused_unless_allowed(make_app, make_org):
     assert endpoint() is None
 
 
-def test_edit_rotate_test_and_delete(app, make_org):
-    org = make_org()
+def added_endpoint(app, org):
+    """An owner's client that added an endpoint through the form: (client, endpoint, its
+    page's URL)."""
     client = logged_in(app, owner_of(org))
     client.post(f"{PAGE}/new", data=form())
     row = endpoint()
-    url = f"{PAGE}/{row.public_id}"
+    return client, row, f"{PAGE}/{row.public_id}"
+
+
+def test_edit_rotate_test_and_delete(app, make_org):
+    org = make_org()
+    client, _, url = added_endpoint(app, org)
 
     edit = client.get(url)
     assert 'value="driver.approved"' in edit.text  # custom types come back in their field
@@ -123,10 +129,7 @@ def test_edit_rotate_test_and_delete(app, make_org):
 
 def test_retry_and_replay_from_the_log(app, make_org):
     org = make_org()
-    client = logged_in(app, owner_of(org))
-    client.post(f"{PAGE}/new", data=form())
-    row = endpoint()
-    url = f"{PAGE}/{row.public_id}"
+    client, _, url = added_endpoint(app, org)
     for _ in range(3):
         client.post(f"{url}/test")
     db.session.execute(
@@ -151,9 +154,7 @@ def test_retry_and_replay_from_the_log(app, make_org):
 
 def test_weaker_roles_and_other_orgs_get_nothing(app, make_org, make_member):
     org, other = make_org(), make_org("Other")
-    client = logged_in(app, owner_of(org))
-    client.post(f"{PAGE}/new", data=form())
-    row = endpoint()
+    client, row, _ = added_endpoint(app, org)
     recruiter = logged_in(app, make_member(org, Role.RECRUITER))
     assert recruiter.get(PAGE).status_code == 403
     assert recruiter.post(f"{PAGE}/new", data=form()).status_code == 403
@@ -177,10 +178,7 @@ def test_the_operations_page_names_a_deliverys_url_and_type():
 
 def test_the_log_pages_by_public_id(app, make_org):
     org = make_org()
-    client = logged_in(app, owner_of(org))
-    client.post(f"{PAGE}/new", data=form())
-    row = endpoint()
-    url = f"{PAGE}/{row.public_id}"
+    client, row, url = added_endpoint(app, org)
     for _ in range(webhooks.LOG_PAGE + 1):
         webhooks.send_test(owner_membership(org), row.public_id)
     first, *_ = db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
