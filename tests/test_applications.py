@@ -158,6 +158,19 @@ def test_a_second_applicant_ranks_after_the_first(driver):
     assert second.rank > first.rank
 
 
+def test_a_new_applicant_follows_the_active_cards_whatever_the_rejected_hold(driver):
+    # Only active cards hold a column's order: a rejected card keeps its rank for a restore,
+    # and the bottom of the column is read from the active ones alone (one index step).
+    _, opening, qs = driver
+    first, _ = applications.apply(opening, "Ada", "ada@example.com", good_answers(qs))
+    rejected, _ = applications.apply(opening, "Cy", "cy@example.com", good_answers(qs))
+    rejected.status = ApplicantStatus.REJECTED
+    rejected.rank = "z" * 40
+    db.session.commit()
+    second, _ = applications.apply(opening, "Bo", "bo@example.com", good_answers(qs))
+    assert first.rank < second.rank < rejected.rank
+
+
 def test_the_same_email_again_makes_no_second_applicant_and_resends_the_link(driver, run_jobs):
     _, opening, qs = driver
     first, _ = applications.apply(opening, "Ada", "ada@example.com", good_answers(qs))

@@ -29,7 +29,7 @@ from plutomi.models import (
     QuestionType,
     utcnow,
 )
-from plutomi.services import answers, openings, rules
+from plutomi.services import answers, moves, openings, rules
 from plutomi.services.errors import Invalid, InvalidFields
 from plutomi.services.events import Actor, record_applicant
 from plutomi.services.fields import clean_name, has_control_characters, normalize_email
@@ -145,11 +145,6 @@ def schema(opening: Opening) -> dict[str, Any]:
 # --- applying ------------------------------------------------------------------------------
 
 
-def _rank_after(last: str | None) -> str:
-    after = getattr(ranks, "after", None)
-    return after(last) if after else ranks.between(last, None)
-
-
 def _find(opening: Opening, email: str) -> Applicant | None:
     return db.session.scalar(
         select(Applicant).where(Applicant.opening_id == opening.id, Applicant.email == email)
@@ -262,7 +257,6 @@ def apply(
     if errors:
         raise InvalidFields(errors)
 
-    last = db.session.scalar(select(func.max(Applicant.rank)).where(Applicant.stage_id == stage.id))
     now = utcnow()
     applicant = Applicant(
         org_id=opening.org_id,
@@ -270,7 +264,7 @@ def apply(
         stage_id=stage.id,
         name=name,
         email=email,
-        rank=_rank_after(last),
+        rank=ranks.after(moves.last_rank(stage.id)),
         entered_stage_at=now,
         # Every required question of the first stage was checked above: it is complete.
         stage_completed_at=now,

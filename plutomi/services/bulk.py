@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 
 from plutomi import ranks
 from plutomi.extensions import db, queues
@@ -180,11 +180,7 @@ def _apply(
     payload = {"bulk": bulk_id or True}
     last = None
     if target is not None:
-        last = db.session.scalar(
-            select(func.max(Applicant.rank)).where(
-                Applicant.stage_id == target.id, Applicant.status == ApplicantStatus.ACTIVE
-            )
-        )
+        last = moves.last_rank(target.id)
     done = skipped = 0
     for id_, version in items:
         applicant = applicants.get(id_)

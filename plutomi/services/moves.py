@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, inspect, select, text, update
+from sqlalchemy import bindparam, inspect, select, text, update
 from sqlalchemy.orm import aliased
 
 from plutomi import ranks
@@ -95,12 +95,32 @@ def _check_active(applicant: Applicant) -> None:
 # --- ranks ---------------------------------------------------------------------------------
 
 
-def _column(stage: Stage, applicant: Applicant):
-    """The other active cards of the stage, as a query on the board index."""
-    return select(func.min(Applicant.rank)).where(
-        Applicant.stage_id == stage.id,
-        Applicant.status == ApplicantStatus.ACTIVE,
-        Applicant.id != applicant.id,
+def _column(stage: Stage, applicant: Applicant, *, last: bool = False):
+    """The first (or last) rank among the other active cards of the stage, as a query on the
+    board index (ORDER BY ... LIMIT 1, for the reason last_rank gives)."""
+    return (
+        select(Applicant.rank)
+        .where(
+            Applicant.stage_id == stage.id,
+            Applicant.status == ApplicantStatus.ACTIVE,
+            Applicant.id != applicant.id,
+        )
+        .order_by(Applicant.rank.desc() if last else Applicant.rank)
+        .limit(1)
+    )
+
+
+def last_rank(stage_id: int) -> str | None:
+    """The rank at the bottom of a stage's active column, or None when it is empty. Only the
+    active cards hold the column's order, and this way the read is one step down the board
+    index however many cards the stage holds."""
+    # ORDER BY ... LIMIT 1 rather than max(): the planner walks the index backwards for it
+    # even when its statistics are stale (a fresh stage), where max() may count the stage.
+    return db.session.scalar(
+        select(Applicant.rank)
+        .where(Applicant.stage_id == stage_id, Applicant.status == ApplicantStatus.ACTIVE)
+        .order_by(Applicant.rank.desc())
+        .limit(1)
     )
 
 
@@ -109,15 +129,14 @@ def _bounds(applicant: Applicant, stage: Stage, after_id: str | None, before_id:
     the card below it, else at the top of the column. The other bound is read from the
     database, not trusted from the client, so a stale page cannot produce a wrong order; it
     comes with the neighbour, in one query."""
-    column = _column(stage, applicant)
     neighbour_id = after_id or before_id
     if not neighbour_id:
-        return None, db.session.scalar(column)
+        return None, db.session.scalar(_column(stage, applicant))
     n = aliased(Applicant)
     if after_id:
-        other = column.where(Applicant.rank > n.rank)
+        other = _column(stage, applicant).where(Applicant.rank > n.rank)
     else:
-        other = column.with_only_columns(func.max(Applicant.rank)).where(Applicant.rank < n.rank)
+        other = _column(stage, applicant, last=True).where(Applicant.rank < n.rank)
     row = None
     if is_public_id(neighbour_id):
         row = db.session.execute(

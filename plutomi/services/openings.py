@@ -502,9 +502,7 @@ def _move_applicants(
 ) -> list[Applicant]:
     """Every applicant of source to the end of target, each move an applicant.moved event.
     Returns the active ones, whose entry rules the caller runs once source is gone."""
-    last = db.session.scalar(
-        select(func.max(Applicant.rank)).where(Applicant.stage_id == target.id)
-    )
+    last = moves.last_rank(target.id)
     moved = []
     now = utcnow()
     for applicant in db.session.scalars(
