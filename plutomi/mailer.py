@@ -21,11 +21,12 @@ from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
 from flask import current_app
-from sqlalchemy import insert, literal, select
+from sqlalchemy import insert, select
 
 from plutomi.extensions import db
 from plutomi.models import Applicant, Event, OutboxMessage, utcnow
 from plutomi.services.events import Actor
+from plutomi.services.lookups import among
 from plutomi.services.outbox import sender
 
 
@@ -163,50 +164,59 @@ def _send_smtp(url: str, mail: Message) -> None:
         raise
 
 
-def _record_sent(message: OutboxMessage) -> None:
-    """The applicant's timeline gets applicant.emailed, written in the outbox's transaction
-    (not committed here): the outbox commits it with the row marked done, and rolls it back if
-    the claim was lost."""
-    payload = message.payload
-    applicant_id = payload.get("applicant_id")
-    if applicant_id is None:
+def _record_sent(messages: list[OutboxMessage]) -> None:
+    """Each sent email's applicant.emailed on its applicant's timeline, in the outbox's
+    transaction (not committed here): the outbox commits the events with the rows marked done,
+    and rolls them back if the claim was lost."""
+    wanted = {m.payload["applicant_id"] for m in messages if m.payload.get("applicant_id")}
+    if not wanted:
         return
-    details = {"why": payload["why"]} if payload.get("why") else {}
-    event = {
-        "type": "applicant.emailed",
-        "actor_type": Actor.system().type,
-        "actor_id": None,
-        "payload": {
-            "subject": payload["subject"],
-            "to": payload["to"],
-            "template": payload.get("template"),
-            "message_id": message_id(message),
-            **details,
-        },
-        "created_at": utcnow(),
-    }
-    # INSERT ... SELECT from the applicant, one round trip per email: it takes the org and the
-    # opening from the applicant's row and writes nothing if the applicant was deleted since
-    # (an event naming a missing applicant would fail the commit, and the row would be sent
-    # again and again).
-    values = [literal(value, Event.__table__.c[name].type) for name, value in event.items()]
-    db.session.execute(
-        insert(Event).from_select(
-            ["org_id", "opening_id", "applicant_id", *event],
-            select(Applicant.org_id, Applicant.opening_id, Applicant.id, *values).where(
-                Applicant.id == applicant_id
-            ),
+    # The applicants' org and opening, and a KEY SHARE lock that keeps them from being deleted
+    # until the commit: an event naming a deleted applicant would fail the commit, and the
+    # rows would be sent again and again. A deleted applicant's email gets no event.
+    places = {
+        id_: (org_id, opening_id)
+        for id_, org_id, opening_id in db.session.execute(
+            select(Applicant.id, Applicant.org_id, Applicant.opening_id)
+            .where(among(Applicant.id, wanted))
+            .with_for_update(key_share=True)
         )
-    )
+    }
+    now = utcnow()
+    events = []
+    for message in messages:
+        payload = message.payload
+        place = places.get(payload.get("applicant_id"))
+        if place is None:
+            continue
+        details = {"why": payload["why"]} if payload.get("why") else {}
+        events.append(
+            {
+                "org_id": place[0],
+                "opening_id": place[1],
+                "applicant_id": payload["applicant_id"],
+                "type": "applicant.emailed",
+                "actor_type": Actor.system().type,
+                "actor_id": None,
+                "payload": {
+                    "subject": payload["subject"],
+                    "to": payload["to"],
+                    "template": payload.get("template"),
+                    "message_id": message_id(message),
+                    **details,
+                },
+                "created_at": now,
+            }
+        )
+    if events:
+        db.session.execute(insert(Event.__table__), events)
 
 
-@sender("email", close=close)
+@sender("email", close=close, record=_record_sent)
 def send(message: OutboxMessage) -> str:
     url = current_app.config.get("SMTP_URL")
     if not url:
         # No relay configured: the row itself is the captured mail, read on the dev mailbox.
-        _record_sent(message)
         return "mailbox"
     _send_smtp(url, build(message))
-    _record_sent(message)
     return "smtp"

@@ -767,14 +767,22 @@ def test_the_dev_mailbox_transport_also_writes_the_emailed_event(
 def test_mail_of_a_deleted_applicant_is_sent_without_an_event(
     app, make_org, make_opening, make_applicant
 ):
+    # One batch: its events are written together, each for its own applicant and email.
     org = make_org("Acme")
-    applicant = make_applicant(make_opening(org))
-    row = email_templates.send(make_template(org), applicant, actor=Actor.system())
+    opening = make_opening(org)
+    template = make_template(org)
+    applicants = [make_applicant(opening) for _ in range(3)]
+    rows = [email_templates.send(template, a, actor=Actor.system()) for a in applicants]
     db.session.commit()
-    db.session.delete(db.session.get(Applicant, applicant.id))
+    kept = {a.id: f"<{row.public_id}@localhost>" for a, row in zip(applicants, rows, strict=True)}
+    gone = applicants[1].id
+    del kept[gone]
+    db.session.delete(db.session.get(Applicant, gone))
     db.session.commit()
-    assert outbox.deliver([row.id])["done"] == 1
-    assert events("applicant.emailed") == []
+    assert outbox.deliver([row.id for row in rows])["done"] == 3
+    emailed = events("applicant.emailed")
+    assert {e.applicant_id: e.payload["message_id"] for e in emailed} == kept
+    assert {(e.org_id, e.opening_id) for e in emailed} == {(org.id, opening.id)}
 
 
 def test_the_timeline_tells_a_skipped_email():

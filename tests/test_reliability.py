@@ -336,56 +336,59 @@ def test_a_worker_killed_mid_batch_leaves_its_timers_to_the_sweep_after_the_leas
     assert set(received.values()) == {1}
 
 
-def test_a_worker_killed_mid_send_loses_no_email_and_repeats_only_the_one_in_flight(
+def test_a_worker_killed_mid_send_loses_no_email_and_repeats_only_its_unfinished_group(
     app, workers, smtp_server, run_jobs, tmp_path
 ):
+    # A worker finishes its sent emails outbox.GROUP at a time (one commit each). It stalls
+    # right after the SMTP server accepted its 25th email: the first group of 20 is done, the
+    # next 5 are sent and not yet marked.
+    assert outbox.GROUP == 20
     stalled = tmp_path / "stalled"
-    # It stalls right after the SMTP server accepted its 10th email, before marking it done.
-    worker = workers.start(app, stall="emails:10", stall_file=str(stalled))
+    worker = workers.start(app, stall="emails:25", stall_file=str(stalled))
     batches = [
         [
             OutboxMessage(
                 kind="email",
                 payload={"to": f"r{n:03d}@example.net", "subject": f"Update {n}", "text": "Hi.\n"},
             )
-            for n in range(20 * b, 20 * b + 20)
+            for n in range(30 * b, 30 * b + 30)
         ]
         for b in range(3)
     ]
     for batch in batches:
         db.session.add_all(batch)
-        db.session.commit()  # each commit hands its 20 rows to RQ as one job
+        db.session.commit()  # each commit hands its 30 rows to RQ as one job
     first_job, *later_jobs = ([row.id for row in batch] for batch in batches)
     later = [i for job in later_jobs for i in job]
     ids = first_job + later
     message_ids = {row.id: mailer.message_id(row) for batch in batches for row in batch}
-    in_flight, left = first_job[9], first_job[9:]
+    sent_twice, left = first_job[20:25], first_job[20:]
 
-    workers.wait_for(stalled.exists, "the worker to stall after its 10th email")
+    workers.wait_for(stalled.exists, "the worker to stall after its 25th email")
     workers.kill(worker)
     killed = running_jobs()
     assert len(killed) == 1
-    assert next(iter(killed)).startswith(f"outbox-{first_job[0]}-{first_job[-1]}-20-")
+    assert next(iter(killed)).startswith(f"outbox-{first_job[0]}-{first_job[-1]}-30-")
 
     assert [m["Message-ID"] for m in smtp_server.messages] == [
-        message_ids[i] for i in first_job[:10]
+        message_ids[i] for i in first_job[:25]
     ]
     states = {i: row.state for i, row in outbox_rows().items()}
     assert [states[i] for i in ids] == (
-        [OutboxState.DONE] * 9 + [OutboxState.SENDING] * 11 + [OutboxState.PENDING] * 40
+        [OutboxState.DONE] * 20 + [OutboxState.SENDING] * 10 + [OutboxState.PENDING] * 60
     )
 
     # Before the lease runs out, only the rows nobody holds are handed out: the two jobs still
-    # in the queue deliver their own 40; the dead worker's 11 stay where they are.
+    # in the queue deliver their own 60; the dead worker's 10 stay where they are.
     assert sorted(outbox.due_ids()) == sorted(later)
     run_jobs()
     assert failed_jobs() <= killed
-    assert len(smtp_server.messages) == 50
+    assert len(smtp_server.messages) == 85
     assert outbox.sweep() == 0
-    assert [outbox_rows()[i].state for i in left] == [OutboxState.SENDING] * 11
+    assert [outbox_rows()[i].state for i in left] == [OutboxState.SENDING] * 10
 
     with time_machine.travel(utcnow() + outbox.LEASE + timedelta(seconds=1), tick=True):
-        assert outbox_jobs.sweep() == 11
+        assert outbox_jobs.sweep() == 10
         run_jobs()
     assert failed_jobs() <= killed
 
@@ -393,13 +396,17 @@ def test_a_worker_killed_mid_send_loses_no_email_and_repeats_only_the_one_in_fli
     assert {row.state for row in final.values()} == {OutboxState.DONE}
     assert {row.transport for row in final.values()} == {"smtp"}
     assert {i: row.attempts for i, row in final.items()} == {i: 2 if i in left else 1 for i in ids}
-    # Every email arrived; the one in flight at the kill twice, with the same Message-ID.
+    # Every email arrived; the 5 sent but not yet marked at the kill twice, with the same
+    # Message-ID and the same text.
     received = Counter(m["Message-ID"] for m in smtp_server.messages)
     assert set(received) == set(message_ids.values())
-    assert {mid: n for mid, n in received.items() if n > 1} == {message_ids[in_flight]: 2}
-    copies = [m for m in smtp_server.messages if m["Message-ID"] == message_ids[in_flight]]
-    assert copies[0].get_payload() == copies[1].get_payload()
-    assert copies[0]["To"] == copies[1]["To"] == f"r{ids.index(in_flight):03d}@example.net"
+    assert {mid: n for mid, n in received.items() if n > 1} == {
+        message_ids[i]: 2 for i in sent_twice
+    }
+    for i in sent_twice:
+        copies = [m for m in smtp_server.messages if m["Message-ID"] == message_ids[i]]
+        assert copies[0].get_payload() == copies[1].get_payload()
+        assert copies[0]["To"] == copies[1]["To"] == f"r{ids.index(i):03d}@example.net"
 
 
 # --- 2. Redis stopped while a recruiter moves applicants -------------------------------------

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import random
 import secrets
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,17 +25,22 @@ from sqlalchemy.orm import Session
 
 from plutomi.extensions import db, keeping_loaded, queues
 from plutomi.models import OutboxMessage, OutboxState, utcnow
+from plutomi.services.lookups import among
 
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)
 BATCH = 100
+# Single-row senders' rows finished per commit, or after this many seconds of sending.
+GROUP = 20
+GROUP_SECONDS = 1.0
 # Seconds before attempt n+1 (n = attempts so far); jittered by ±20%.
 BACKOFF = [30, 120, 600, 3600, 6 * 3600]
 
 Sender = Callable[[OutboxMessage], str]
 _senders: dict[str, Sender] = {}
 _closers: dict[str, Callable[[], None]] = {}
+_recorders: dict[str, Callable[[list[OutboxMessage]], None]] = {}
 _schedules: dict[str, tuple[int, ...]] = {}
 
 
@@ -66,16 +72,25 @@ def backoff_schedule(kind: str, seconds: tuple[int, ...]) -> None:
     _schedules[kind] = tuple(seconds)
 
 
-def sender(kind: str, *, close: Callable[[], None] | None = None) -> Callable[[Sender], Sender]:
+def sender(
+    kind: str,
+    *,
+    close: Callable[[], None] | None = None,
+    record: Callable[[list[OutboxMessage]], None] | None = None,
+) -> Callable[[Sender], Sender]:
     """Register the function that carries out outbox rows of one kind; it returns the transport.
 
     close, when given, runs once after each batch that held rows of this kind, so a sender can
-    keep one connection open for a whole batch (an SMTP session) and let it go at the end."""
+    keep one connection open for a whole batch (an SMTP session) and let it go at the end.
+    record, when given, writes what a group of rows carried out leaves in the database (their
+    timeline events), in the transaction that marks them done."""
 
     def register(fn: Sender) -> Sender:
         _senders[kind] = fn
         if close is not None:
             _closers[kind] = close
+        if record is not None:
+            _recorders[kind] = record
         return fn
 
     return register
@@ -270,6 +285,11 @@ def deliver(ids: Iterable[int]) -> dict[str, int]:
 def _deliver_claimed(
     claimed: list[OutboxMessage], token: str, lease_until: datetime, counts: dict[str, int]
 ) -> None:
+    """Send the rows one by one, and finish them a group at a time: a commit is a disk flush,
+    and one per row cost more than the sending. A worker killed mid-group sends that group's
+    rows again after the lease (with the same Message-IDs), as the outbox allows."""
+    group: list[tuple[OutboxMessage, dict]] = []
+    started = time.monotonic()
     for message in claimed:
         if utcnow() >= lease_until:
             # The lease ran out mid-batch: another worker may hold the rest by now. Leave them;
@@ -285,20 +305,48 @@ def _deliver_claimed(
             values = failed_values(message, f"{type(exc).__name__}: {exc}")
         else:
             values = done_values(transport)
-        # Only the holder of the claim may finish the row (its lease may have been taken over).
-        result = db.session.execute(
+        group.append((message, values))
+        if len(group) >= GROUP or time.monotonic() - started >= GROUP_SECONDS:
+            if not _finish(group, token, counts):
+                return
+            group, started = [], time.monotonic()
+    _finish(group, token, counts)
+
+
+def _finish(group: list[tuple[OutboxMessage, dict]], token: str, counts: dict[str, int]) -> bool:
+    """Mark a group's rows with their outcomes and commit, only while the claim still holds
+    them all. Rows that end alike (the sent ones) share one UPDATE."""
+    if not group:
+        return True
+    now = utcnow()
+    alike: dict[tuple, list[int]] = {}
+    done: dict[str, list[OutboxMessage]] = {}
+    for message, values in group:
+        if values["state"] == OutboxState.DONE:
+            values = values | {"done_at": now}  # when the outcome was recorded, for the group
+            done.setdefault(message.kind, []).append(message)
+        alike.setdefault(tuple(sorted(values.items())), []).append(message.id)
+    for kind, messages in done.items():
+        if kind in _recorders:
+            _recorders[kind](messages)
+    finished = 0
+    for items, ids in alike.items():
+        finished += db.session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == message.id, OutboxMessage.claim_token == token)
-            .values(**values)
+            .where(among(OutboxMessage.id, ids), OutboxMessage.claim_token == token)
+            .values(dict(items))
             .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:
-            # Another worker took the row over: what the sender wrote (a timeline event) goes
-            # with this rollback, and the new holder finishes the row and writes its own.
-            db.session.rollback()
-            continue
+        ).rowcount
+    if finished != len(group):
+        # Another worker took rows over (our lease ran out): what the senders wrote (timeline
+        # events) goes with this rollback; the new holder finishes the rows and writes its own.
+        db.session.rollback()
+        log.warning("outbox claim %s lost mid-batch; its rows are another worker's now", token)
+        return False
+    for _, values in group:
         counts[values["state"]] += 1
-        db.session.commit()
+    db.session.commit()
+    return True
 
 
 def due_ids(limit: int = 10 * BATCH) -> list[int]:
