@@ -591,3 +591,40 @@ def test_an_entry_rule_sending_them_back_to_the_deleted_stage_is_skipped(driver,
     assert stage_of(applicant) == "Final Review"
     skipped = db.session.scalar(select(Event).where(Event.type == "rule.action_skipped"))
     assert skipped.payload["reason"] == "its target stage was deleted"
+
+
+def test_the_sweep_job_runs_its_lanes_side_by_side_each_with_its_own_session(
+    app, backend, monkeypatch
+):
+    from jobs import timers as timer_jobs
+
+    lanes = timer_jobs.LANES if backend == "postgres" else 1
+    ready = threading.Barrier(lanes, timeout=10)
+    seen = []
+
+    def sweep(budget_seconds: float) -> tuple[int, int]:
+        ready.wait()  # every lane is running at once
+        seen.append((threading.get_ident(), id(db.session())))
+        return 3, 2
+
+    monkeypatch.setattr(rules, "sweep", sweep)
+    assert timer_jobs.sweep() == {"claimed": 3 * lanes, "fired": 2 * lanes}
+    assert len({thread for thread, _ in seen}) == lanes
+    assert len({session for _, session in seen}) == lanes
+
+
+def test_a_lane_that_fails_fails_the_sweep_job(app, backend, monkeypatch):
+    from jobs import timers as timer_jobs
+
+    if backend != "postgres":
+        pytest.skip("one lane on SQLite: the job's own thread raises as any job does")
+    main = threading.get_ident()
+
+    def sweep(budget_seconds: float) -> tuple[int, int]:
+        if threading.get_ident() != main:
+            raise RuntimeError("the database went away")
+        return 1, 1
+
+    monkeypatch.setattr(rules, "sweep", sweep)
+    with pytest.raises(RuntimeError, match="went away"):
+        timer_jobs.sweep()

@@ -252,18 +252,31 @@ _ENTER_MANY = text(
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
+# The stage counters a batch of entries will change, locked first and in one order: the
+# triggers of one UPDATE lock them row by row, so two batches at once (two timer lanes)
+# could otherwise each hold one counter the other waits for.
+_LOCK_COUNTS = text(
+    "SELECT stage_id FROM stage_counts WHERE stage_id = ANY(CAST(:stages AS integer[]))"
+    " OR stage_id IN (SELECT stage_id FROM applicants WHERE id = ANY(CAST(:ids AS integer[])))"
+    " ORDER BY stage_id FOR UPDATE"
+)
+
+
 def enter_many(entries: list[Entry]) -> set[int]:
     """Write many stage entries at once, each under the same condition as place()'s; returns
     the ids of the applicants written. The caller records their events and runs the rules of
     the stages entered (a batch of due timers does, in rules._Chunk). The caller commits."""
     now = utcnow()
     if db.engine.dialect.name == "postgresql":
+        ids = [e.applicant_id for e in entries]
+        stages = sorted({e.stage_id for e in entries})
+        db.session.execute(_LOCK_COUNTS, {"stages": stages, "ids": ids})
         rows = db.session.execute(
             _ENTER_MANY,
             {
                 "now": now,
                 "active": ApplicantStatus.ACTIVE.value,
-                "ids": [e.applicant_id for e in entries],
+                "ids": ids,
                 "versions": [e.version for e in entries],
                 "stages": [e.stage_id for e in entries],
                 "ranks": [e.rank for e in entries],
