@@ -5,8 +5,8 @@ applicant with `email_templates.send` (the rules engine's path: rendered, with a
 link and an unsubscribe link), then times `outbox.deliver` over them in the RQ jobs' batches
 of `outbox.BATCH`, in this process, as one worker runs them: claim, build, send, an
 `applicant.emailed` event and the row marked done, one commit per `outbox.GROUP` emails, one
-SMTP session per batch. The floor sends the same messages (built beforehand) with a bare smtplib loop over
-one connection to the same server, in the same run. See bench/README.md.
+SMTP session per batch. The floor sends the same messages (built beforehand) with a bare
+smtplib loop over one connection to the same server, in the same run. See bench/README.md.
 
 The server is aiosmtpd in a process of its own (so it does not share this process's GIL),
 counting the messages and connections it accepts:
