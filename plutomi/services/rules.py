@@ -23,8 +23,8 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ARRAY,
@@ -530,8 +530,18 @@ def any_due() -> bool:
     return any(found is not None for found in row)
 
 
-def _take(condition, token: str, now, limit: int) -> list[tuple[int, Any]]:
-    """Claim up to limit of the oldest timers matching condition: (id, due_at) of each."""
+class Due(NamedTuple):
+    """A claimed timer, as its claim returned it: all a sweep reads of it."""
+
+    id: int
+    applicant_id: int
+    rule_id: int
+    stage_entry: int
+    due_at: datetime
+
+
+def _take(condition, token: str, now, limit: int) -> list[Due]:
+    """Claim up to limit of the oldest timers matching condition."""
     due = _oldest(condition, limit)
     if db.engine.dialect.name == "postgresql":
         # Workers sweeping at once each take other rows instead of queueing on the same ones;
@@ -544,40 +554,31 @@ def _take(condition, token: str, now, limit: int) -> list[tuple[int, Any]]:
     else:
         claimable = and_(Timer.id.in_(due.scalar_subquery()), condition)
     return [
-        (id_, due_at)
-        for id_, due_at in db.session.execute(
+        Due(*row)
+        for row in db.session.execute(
             update(Timer)
             .where(claimable)
             .values(state=TimerState.CLAIMED, claim_token=token, lease_until=now + TIMER_LEASE)
-            .returning(Timer.id, Timer.due_at)
+            .returning(Timer.id, Timer.applicant_id, Timer.rule_id, Timer.stage_entry, Timer.due_at)
             .execution_options(synchronize_session=False)
         )
     ]
 
 
-def claim(limit: int = TIMER_BATCH) -> tuple[str, list[Timer]]:
-    """Take up to limit due timers, a dead worker's first; two workers never take the same
-    one."""
+def claim(limit: int = TIMER_BATCH) -> tuple[str, list[Due]]:
+    """Take up to limit due timers, a dead worker's first, oldest first; two workers never
+    take the same one. What the sweep reads of them comes back with the claim: no ORM
+    objects to load, and none to reload after each chunk's commit."""
     now = utcnow()
     token = secrets.token_hex(16)
     taken = _take(_lease_expired(now), token, now, limit)
     if len(taken) < limit:
         taken += _take(_pending_due(now), token, now, limit - len(taken))
     db.session.commit()
-    if not taken:
-        return token, []
-    # By the ids the UPDATE returned: finding them again by their token would scan the table.
-    timers = list(
-        db.session.scalars(
-            select(Timer)
-            .where(among(Timer.id, [id_ for id_, _ in taken]))
-            .order_by(Timer.due_at, Timer.id)
-        )
-    )
-    return token, timers
+    return token, sorted(taken, key=lambda due: (due.due_at, due.id))
 
 
-def _evaluate(timer: Timer, applicant: Applicant | None, rule: Rule | None) -> str:
+def _evaluate(timer: Due, applicant: Applicant | None, rule: Rule | None) -> str:
     """Fire one due timer if its stage entry is still current; returns its outcome. In a
     chunk (_run_chunk), its move is written with the chunk's others."""
     if (
@@ -626,7 +627,7 @@ class _Chunk:
     PostgreSQL), then does for each applicant moved what place does after its UPDATE, in
     firing order. The events recorded meanwhile (by _event) go in with one INSERT."""
 
-    def __init__(self, timers: list[Timer]) -> None:
+    def __init__(self, timers: list[Due]) -> None:
         self.pending: list[_Move] = []
         self.applicants: set[int] = set()
         self.events: list[dict[str, Any]] = []
@@ -728,7 +729,7 @@ def _finish(token: str, outcomes: dict[int, str], error: str | None = None) -> b
     return finished == len(outcomes)
 
 
-def _run_chunk(token: str, timers: list[Timer]) -> int:
+def _run_chunk(token: str, timers: list[Due]) -> int:
     """Fire a chunk of timers in one transaction; returns how many fired (0, with nothing
     written, when the claim was lost meanwhile)."""
     applicants = {
@@ -771,18 +772,8 @@ def run_due(limit: int = TIMER_BATCH) -> tuple[int, int]:
     """Claim and evaluate one batch of due timers; returns (claimed, fired)."""
     token, timers = claim(limit)
     fired = 0
-    ids = [t.id for t in timers]
-    # Only the first chunk's timers are kept: each commit expires every object still held.
-    first, timers = timers[:TIMER_CHUNK], []
-    for start in range(0, len(ids), TIMER_CHUNK):
-        chunk_ids = ids[start : start + TIMER_CHUNK]
-        if start == 0:
-            chunk, first = first, []  # loaded by the claim, and no commit since
-        else:
-            # The last chunk's commit expired these: one query, then the claim's order.
-            loaded = db.session.scalars(select(Timer).where(among(Timer.id, chunk_ids)))
-            by_id = {t.id: t for t in loaded}
-            chunk = [by_id[id_] for id_ in chunk_ids if id_ in by_id]
+    for start in range(0, len(timers), TIMER_CHUNK):
+        chunk = timers[start : start + TIMER_CHUNK]
         try:
             fired += _run_chunk(token, chunk)
         except Exception:
@@ -790,21 +781,20 @@ def run_due(limit: int = TIMER_BATCH) -> tuple[int, int]:
             # mark the one that fails, with its error, for the admin page.
             db.session.rollback()
             log.exception("timer chunk failed; retrying its timers one by one")
-            for timer_id in chunk_ids:
-                fired += _run_one(token, timer_id)
-    return len(ids), fired
+            for timer in chunk:
+                fired += _run_one(token, timer)
+    return len(timers), fired
 
 
-def _run_one(token: str, timer_id: int) -> int:
-    timer = db.session.get(Timer, timer_id)
-    if timer is None or timer.claim_token != token:
+def _run_one(token: str, timer: Due) -> int:
+    if db.session.scalar(select(Timer.claim_token).where(Timer.id == timer.id)) != token:
         return 0
     try:
         return _run_chunk(token, [timer])
     except Exception as exc:
         db.session.rollback()
-        log.exception("timer %s failed", timer_id)
-        _finish(token, {timer_id: "failed"}, f"{type(exc).__name__}: {exc}"[:2000])
+        log.exception("timer %s failed", timer.id)
+        _finish(token, {timer.id: "failed"}, f"{type(exc).__name__}: {exc}"[:2000])
         db.session.commit()
         return 0
 
