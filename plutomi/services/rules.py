@@ -174,12 +174,7 @@ def _bottom_rank(stage: Stage) -> str:
     cache = _cache().setdefault("bottom", {})
     last = cache.get(stage.id)
     if last is None:
-        last = db.session.scalar(
-            select(Applicant.rank)
-            .where(Applicant.stage_id == stage.id, Applicant.status == ApplicantStatus.ACTIVE)
-            .order_by(Applicant.rank.desc())
-            .limit(1)
-        )
+        last = moves.last_rank(stage.id)
     rank = ranks.after(last)
     cache[stage.id] = rank
     return rank
