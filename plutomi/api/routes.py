@@ -237,7 +237,9 @@ def create_applicant(body: dict[str, Any], opening_id: str):
             code="duplicate",
             details={"applicant_id": applicant.public_id},
         )
-    return schemas.applicant(_reread(applicant)), 201
+    # As committed: the commit kept what it wrote loaded, and a rule that moved them on
+    # expired them, so reading them reloads the row (no _reread needed for the rest).
+    return schemas.applicant(applicant), 201
 
 
 # --- applicants -------------------------------------------------------------------------------
