@@ -95,33 +95,23 @@ def _check_active(applicant: Applicant) -> None:
 # --- ranks ---------------------------------------------------------------------------------
 
 
-def _column(stage: Stage, applicant: Applicant, *, last: bool = False):
-    """The first (or last) rank among the other active cards of the stage, as a query on the
-    board index (ORDER BY ... LIMIT 1, for the reason last_rank gives)."""
-    return (
-        select(Applicant.rank)
-        .where(
-            Applicant.stage_id == stage.id,
-            Applicant.status == ApplicantStatus.ACTIVE,
-            Applicant.id != applicant.id,
-        )
-        .order_by(Applicant.rank.desc() if last else Applicant.rank)
-        .limit(1)
+def _column(stage_id: int, *, last: bool = False, excluding: Applicant | None = None):
+    """The first (or last) rank among the active cards of a stage, but `excluding`, as one
+    step along the board index. ORDER BY ... LIMIT 1 rather than min() or max(): the planner
+    walks the index for it even when its statistics are stale (a fresh stage), where an
+    aggregate may count the whole stage."""
+    query = select(Applicant.rank).where(
+        Applicant.stage_id == stage_id, Applicant.status == ApplicantStatus.ACTIVE
     )
+    if excluding is not None:
+        query = query.where(Applicant.id != excluding.id)
+    return query.order_by(Applicant.rank.desc() if last else Applicant.rank).limit(1)
 
 
 def last_rank(stage_id: int) -> str | None:
-    """The rank at the bottom of a stage's active column, or None when it is empty. Only the
-    active cards hold the column's order, and this way the read is one step down the board
-    index however many cards the stage holds."""
-    # ORDER BY ... LIMIT 1 rather than max(): the planner walks the index backwards for it
-    # even when its statistics are stale (a fresh stage), where max() may count the stage.
-    return db.session.scalar(
-        select(Applicant.rank)
-        .where(Applicant.stage_id == stage_id, Applicant.status == ApplicantStatus.ACTIVE)
-        .order_by(Applicant.rank.desc())
-        .limit(1)
-    )
+    """The rank at the bottom of a stage's active column, or None when it is empty (only the
+    active cards hold the column's order)."""
+    return db.session.scalar(_column(stage_id, last=True))
 
 
 def _bounds(applicant: Applicant, stage: Stage, after_id: str | None, before_id: str | None):
@@ -131,12 +121,12 @@ def _bounds(applicant: Applicant, stage: Stage, after_id: str | None, before_id:
     comes with the neighbour, in one query."""
     neighbour_id = after_id or before_id
     if not neighbour_id:
-        return None, db.session.scalar(_column(stage, applicant))
+        return None, db.session.scalar(_column(stage.id, excluding=applicant))
     n = aliased(Applicant)
     if after_id:
-        other = _column(stage, applicant).where(Applicant.rank > n.rank)
+        other = _column(stage.id, excluding=applicant).where(Applicant.rank > n.rank)
     else:
-        other = _column(stage, applicant, last=True).where(Applicant.rank < n.rank)
+        other = _column(stage.id, last=True, excluding=applicant).where(Applicant.rank < n.rank)
     row = None
     if is_public_id(neighbour_id):
         row = db.session.execute(
@@ -269,8 +259,8 @@ def enter_many(entries: list[Entry]) -> set[int]:
     now = utcnow()
     if db.engine.dialect.name == "postgresql":
         ids = [e.applicant_id for e in entries]
-        stages = sorted({e.stage_id for e in entries})
-        db.session.execute(_LOCK_COUNTS, {"stages": stages, "ids": ids})
+        targets = sorted({e.stage_id for e in entries})
+        db.session.execute(_LOCK_COUNTS, {"stages": targets, "ids": ids})
         rows = db.session.execute(
             _ENTER_MANY,
             {
