@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from plutomi.extensions import db, queues
+from plutomi.extensions import db, keeping_loaded, queues
 from plutomi.models import (
     Event,
     Org,
@@ -24,6 +24,7 @@ from plutomi.models import (
     OutboxState,
     Trigger,
     WebhookEndpoint,
+    new_public_id,
     utcnow,
 )
 from plutomi.services import applications, moves, openings, rules, timeline, webhooks
@@ -152,6 +153,91 @@ def test_a_rolled_back_event_sends_nothing_and_a_savepoints_goes_with_it(
     assert row.payload["applicant_id"] == kept.id
     moved = select(func.count()).select_from(Event).where(Event.type == "applicant.moved")
     assert db.session.scalar(moved) == 1
+
+
+def recounted(org_id: int) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(WebhookEndpoint)
+        .where(WebhookEndpoint.org_id == org_id, WebhookEndpoint.enabled.is_(True))
+    )
+
+
+def test_each_orgs_count_of_enabled_endpoints_follows_every_change(org, make_org):
+    """The count the fan-out trusts (orgs.webhook_endpoints_enabled) is kept by triggers,
+    whichever way an endpoint changes: made, turned off and on, turned off by delivery in
+    one UPDATE, deleted."""
+    other = make_org("Other")
+    admin = owner_membership(org)
+
+    def counts() -> tuple[int, int]:
+        fresh()
+        kept = dict(db.session.execute(select(Org.id, Org.webhook_endpoints_enabled)).all())
+        assert (kept[org.id], kept[other.id]) == (recounted(org.id), recounted(other.id))
+        return kept[org.id], kept[other.id]
+
+    assert counts() == (0, 0)
+    first = add_endpoint(org, "http://127.0.0.1:9/a", "applicant.moved")
+    second = add_endpoint(org, "http://127.0.0.1:9/b", "applicant.moved")
+    add_endpoint(org, "http://127.0.0.1:9/off", "applicant.moved", enabled=False)
+    add_endpoint(other, "http://127.0.0.1:9/theirs", "applicant.moved")
+    assert counts() == (2, 1)
+
+    def enable(endpoint, on: bool) -> None:
+        webhooks.update_endpoint(
+            admin,
+            endpoint.public_id,
+            webhooks.EndpointInput(url=endpoint.url, event_types=("applicant.moved",), enabled=on),
+        )
+
+    enable(first, False)
+    assert counts() == (1, 1)
+    enable(first, False)  # no change: no count
+    assert counts() == (1, 1)
+    enable(first, True)
+    assert counts() == (2, 1)
+    webhooks.record_failures(set(), set(), {first.id, second.id})  # both answered 410
+    db.session.commit()
+    assert counts() == (0, 1)
+    enable(second, True)
+    assert counts() == (1, 1)
+    webhooks.delete_endpoint(admin, second.public_id)
+    webhooks.delete_endpoint(admin, first.public_id)  # off already: no count
+    assert counts() == (0, 1)
+
+
+def test_an_endpoint_made_while_a_session_holds_its_org_still_gets_the_events(
+    org, opening, make_applicant
+):
+    """A session that keeps its org loaded across commits (as a worker's does) trusts the
+    org's count only in the transaction that read it: a later one looks the endpoints up."""
+    opening, stages = opening
+    applicant = make_applicant(opening)
+    fields = moves.stage_fields(stages["Applied"], stages["Review"])
+    with keeping_loaded() as session:
+        session.expire_all()
+        assert session.get(Org, org.id).webhook_endpoints_enabled == 0
+        # Read the count that says none in this transaction: nothing is looked up or sent.
+        record_applicant("applicant.moved", applicant, actor=Actor.system(), **fields)
+        session.commit()
+        assert deliveries() == []
+        session.get(Org, org.id)  # the org stays loaded, count 0, across these commits
+        session.commit()
+        with db.engine.begin() as conn:  # another connection makes an endpoint meanwhile
+            conn.execute(
+                insert(WebhookEndpoint).values(
+                    public_id=new_public_id(),
+                    org_id=org.id,
+                    url="http://127.0.0.1:9/new",
+                    event_types=["applicant.moved"],
+                    secret=webhooks.new_secret(),
+                )
+            )
+        assert session.get(Org, org.id).webhook_endpoints_enabled == 0  # as loaded
+        record_applicant("applicant.moved", applicant, actor=Actor.system(), **fields)
+        session.commit()
+    (row,) = deliveries()
+    assert row.payload["body"]["type"] == "applicant.moved"
 
 
 def test_a_rules_webhook_action_reaches_an_endpoint_of_its_custom_type(

@@ -71,6 +71,9 @@ class Org(PublicIdMixin, CreatedAtMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
     slug: Mapped[str] = mapped_column(String(63), unique=True)
+    # Kept by database triggers on webhook_endpoints (migration 0009): when it is 0, events
+    # of this org need no look for endpoints to send them to.
+    webhook_endpoints_enabled: Mapped[int] = mapped_column(server_default="0", default=0)
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="org")
 

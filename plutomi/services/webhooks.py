@@ -29,6 +29,7 @@ from plutomi.models import (
     Event,
     Membership,
     Opening,
+    Org,
     OutboxMessage,
     OutboxState,
     Question,
@@ -397,12 +398,47 @@ def _records(found: list) -> list[_Record]:
     return out
 
 
+# Orgs read in the current transaction, with their count of enabled endpoints (kept by
+# triggers, migration 0009): one that has none needs no look for them at fan-out. Only this
+# transaction's reads count, so the answer is never older than the SELECT it saves would be
+# by more than the transaction's own span, even where a session keeps what it loaded across
+# commits.
+_ORG_COUNTS = "webhook_endpoint_counts"
+
+
+@event.listens_for(Org, "load")
+def _org_loaded(org: Org, context) -> None:
+    _note_count(context.session, org)
+
+
+@event.listens_for(Org, "refresh")
+def _org_refreshed(org: Org, context, attrs) -> None:
+    _note_count(context.session, org)
+
+
+def _note_count(session: Session, org: Org) -> None:
+    count = inspect(org).dict.get("webhook_endpoints_enabled")
+    if count is not None:
+        session.info.setdefault(_ORG_COUNTS, {})[org.id] = count
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_counts(session: Session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_ORG_COUNTS, None)
+
+
+def _may_have_endpoints(session: Session, org_id: int) -> bool:
+    return session.info.get(_ORG_COUNTS, {}).get(org_id) != 0
+
+
 def fan_out(found: list) -> int:
     """Outbox rows for the events that enabled endpoints want; returns how many."""
     records = _records(found)
-    if not records:
+    session = db.session()
+    orgs = {r.org_id for r in records if _may_have_endpoints(session, r.org_id)}
+    if not orgs:
         return 0
-    orgs = {r.org_id for r in records}
     wanted = list(
         db.session.scalars(
             select(WebhookEndpoint).where(
