@@ -244,7 +244,6 @@ def opening_detail(row: Opening) -> dict[str, Any]:
 
 
 def applicant(row: Applicant) -> dict[str, Any]:
-    given = answers.answered(row)
     return {
         "id": row.public_id,
         "name": row.name,
@@ -256,7 +255,7 @@ def applicant(row: Applicant) -> dict[str, Any]:
         "entered_stage_at": when(row.entered_stage_at),
         "stage_completed_at": when(row.stage_completed_at),
         "created_at": when(row.created_at),
-        "answers": {answer.question.key: answer.value for answer in given},
+        "answers": answers.values_by_key(row.id),
     }
 
 

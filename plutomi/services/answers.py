@@ -376,6 +376,20 @@ def mark_completed(applicant: Applicant, stage: Stage, *, actor: Actor | None = 
     )
 
 
+def values_by_key(applicant_id: int) -> dict[str, Any]:
+    """Every answer of the applicant as {question key: value}, in stage and question order:
+    one query of two columns, for callers that need no Answer or Question objects."""
+    return dict(
+        db.session.execute(
+            select(Question.key, Answer.value)
+            .join(Answer, Answer.question_id == Question.id)
+            .join(Stage, Question.stage_id == Stage.id)
+            .where(Answer.applicant_id == applicant_id)
+            .order_by(Stage.position, Question.position, Question.id)
+        ).all()
+    )
+
+
 def answered(applicant: Applicant) -> list[Answer]:
     """Every answer of the applicant, in stage and question order, each with its question
     loaded by the same query (the portal shows each answer's label: no query per answer)."""
