@@ -201,6 +201,12 @@ def _resend(applicant: Applicant) -> None:
     db.session.commit()
 
 
+def _applied_already(existing: Applicant, resend_link: bool) -> tuple[Applicant, bool]:
+    if resend_link:
+        _resend(existing)
+    return existing, False
+
+
 def _raw(raw_answers: dict[str, Any], question) -> Any:
     """An answer by the question's form field (q_<public id>) or, for API callers, its key."""
     field = answers.field_name(question)
@@ -241,11 +247,6 @@ def apply(
         email = normalize_email(email or "")
     except Invalid as exc:
         errors["email"] = exc.message
-    else:
-        if (existing := _find(opening, email)) is not None:
-            if resend_link:
-                _resend(existing)
-            return existing, False
 
     stage = opening.stages[0]
     values = []
@@ -255,6 +256,9 @@ def apply(
         except Invalid as exc:
             errors[exc.field or answers.field_name(question)] = exc.message
     if errors:
+        # Someone who applied already hears that, whatever they typed this time.
+        if "email" not in errors and (existing := _find(opening, email)) is not None:
+            return _applied_already(existing, resend_link)
         raise InvalidFields(errors)
 
     now = utcnow()
@@ -273,14 +277,13 @@ def apply(
     try:
         db.session.flush()
     except IntegrityError:
-        # Two submissions of the same email raced; the other one won. Treat as a duplicate.
+        # This email applied to the opening already (or a submission racing this one did):
+        # the unique index says so, which spares every new application a look for it first.
         db.session.rollback()
         existing = _find(opening, email)
         if existing is None:
             raise
-        if resend_link:
-            _resend(existing)
-        return existing, False
+        return _applied_already(existing, resend_link)
 
     record_applicant(
         "applicant.created",
