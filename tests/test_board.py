@@ -355,9 +355,13 @@ def test_filters_by_text_time_tag_answers_and_status(setup):
 def test_cards_carry_picked_answers_tags_and_the_duplicate_flag(setup, make_opening):
     org, opening, (applied, *_), people, _ = setup
     city = add_question(applied, "city", QuestionType.SINGLE_CHOICE, ["Leeds"], show_on_card=True)
-    db.session.add(
-        Answer(org_id=org.id, applicant_id=people[0].id, question_id=city.id, value="Leeds")
+    days = add_question(
+        applied, "days", QuestionType.MULTI_CHOICE, ["Mon", "Tue"], show_on_card=True
     )
+    for question, value in ((city, "Leeds"), (days, ["Mon", "Tue"])):
+        db.session.add(
+            Answer(org_id=org.id, applicant_id=people[0].id, question_id=question.id, value=value)
+        )
     db.session.add(ApplicantTag(org_id=org.id, applicant_id=people[0].id, tag="van"))
     other = make_opening(org, "Other")
     db.session.add(
@@ -373,9 +377,8 @@ def test_cards_carry_picked_answers_tags_and_the_duplicate_flag(setup, make_open
     people[3].name = "PERSON 002"  # the same name twice in this opening
     db.session.commit()
     cards = {c.name: c for c in board.board(opening).columns[0].cards}
-    assert cards["Person 000"].answers == (("City", "Leeds"),) and cards["Person 000"].tags == (
-        "van",
-    )
+    assert cards["Person 000"].answers == (("City", "Leeds"), ("Days", "Mon, Tue"))
+    assert cards["Person 000"].tags == ("van",)
     assert [n for n, c in cards.items() if c.duplicate] == [
         "Person 001",
         "Person 002",

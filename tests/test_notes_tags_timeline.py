@@ -20,7 +20,7 @@ from plutomi.models import (
     User,
     utcnow,
 )
-from plutomi.services import notes, tags, timeline
+from plutomi.services import board, notes, tags, timeline
 from plutomi.services.errors import Forbidden, Invalid, NotFound
 from plutomi.services.events import Actor, record_applicant
 from tests.conftest import owner_of
@@ -293,13 +293,31 @@ def test_the_boards_reads_take_one_query_each(world, make_org, make_opening, mak
     db.session.expire_all()
     org = db.session.get(Org, org.id)
 
-    ids = [applicant.id, second.id, untagged.id, foreign.id]
+    # A page of cards, one from another org among them: its tags are not this board's.
+    cards = [
+        board.Card(
+            p.id,
+            p.public_id,
+            p.name,
+            p.email,
+            p.status,
+            p.stage_id,
+            p.rank,
+            p.version,
+            p.entered_stage_at,
+        )
+        for p in (applicant, second, untagged, foreign)
+    ]
+    opening = applicant.opening
     with counting_queries() as statements:
-        grouped = tags.for_applicants(org, ids)
-    assert len(statements) == 1
-    assert grouped == {applicant.id: ["bilingual", "van"], second.id: ["van"]}
+        dressed = board.dress(opening, cards, [])
+    assert len(statements) == 1  # tags, answers and duplicate flags together
+    assert {card.id: card.tags for card in dressed if card.tags} == {
+        applicant.id: ("bilingual", "van"),
+        second.id: ("van",),
+    }
     with counting_queries() as statements:
-        assert tags.for_applicants(org, []) == {}
+        assert board.dress(opening, [], []) == []
     assert statements == []
 
     with counting_queries() as statements:

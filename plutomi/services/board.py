@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Integer,
     String,
     Text,
     and_,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    null,
     or_,
     select,
     union_all,
@@ -36,14 +38,12 @@ from plutomi.models import (
     ApplicantTag,
     Event,
     Opening,
-    Org,
     Question,
     QuestionType,
     Stage,
     StageCount,
     utcnow,
 )
-from plutomi.services import tags as tag_service
 from plutomi.services.applicants import duration, format_value
 from plutomi.services.errors import Invalid
 from plutomi.services.lookups import among
@@ -237,75 +237,106 @@ def _cards(rows) -> list[Card]:
     return [Card(*row) for row in rows]
 
 
-def _duplicates(opening: Opening, cards: list[Card]) -> set[int]:
-    """Cards that may be a person already known: the same email in another opening of the
-    org, or the same name twice in this opening. One query of two indexed parts for the page."""
-    if not cards:
-        return set()
+@dataclass
+class _Decorations:
+    duplicates: set[int] = field(default_factory=set)
+    answers: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+    tags: dict[int, list[str]] = field(default_factory=dict)
+
+
+# Typed NULLs for the parts of _decorations that leave a column empty: PostgreSQL types each
+# column of a UNION from its parts.
+_NO_ID = cast(null(), Integer)
+_NO_TEXT = cast(null(), Text)
+
+
+def _decorations(opening: Opening, cards: list[Card], questions: list[Question]) -> _Decorations:
+    """What a page of cards shows besides its own columns, in one round trip: a UNION ALL of
+    indexed parts, each row (kind, applicant, question, text, value).
+
+    - "email": an email of the page that applied to another opening of the org, and "name":
+      a name (any case) twice in this opening. Either makes the card a possible duplicate.
+    - "answer": an answer to a question picked for cards, its value as JSON text.
+    - "tag": a tag of a card, in the database's order (as the applicant page lists them)."""
+    ids = [card.id for card in cards]
     lower = func.lower(Applicant.name)
-    known_emails = (
-        select(literal("email"), Applicant.email)
+    parts = [
+        select(
+            literal("email").label("kind"),
+            _NO_ID.label("applicant_id"),
+            _NO_ID.label("question_id"),
+            Applicant.email.label("text"),
+            _NO_TEXT.label("value"),
+        )
         .where(
             Applicant.org_id == opening.org_id,
             among(Applicant.email, {card.email for card in cards}),
             Applicant.opening_id != opening.id,
         )
-        .distinct()
-    )
-    twin_names = (
-        select(literal("name"), lower)
+        .distinct(),
+        select(literal("name"), _NO_ID, _NO_ID, lower, _NO_TEXT)
         .where(
             Applicant.opening_id == opening.id,
             among(lower, {card.name.lower() for card in cards}, String()),
         )
         .group_by(lower)
-        .having(func.count() > 1)
-    )
-    found: dict[str, set[str]] = {"email": set(), "name": set()}
-    for kind, value in db.session.execute(union_all(known_emails, twin_names)):
-        found[kind].add(value)
-    return {
-        card.id
-        for card in cards
-        if card.email in found["email"] or card.name.lower() in found["name"]
-    }
-
-
-def _answers(questions: list[Question], cards: list[Card]) -> dict[int, list[tuple[str, str]]]:
-    if not questions or not cards:
-        return {}
-    by_id = {question.id: question for question in questions}
-    order = {question.id: i for i, question in enumerate(questions)}
-    found: dict[int, list[tuple[int, str, str]]] = {}
-    for applicant_id, question_id, value in db.session.execute(
-        select(Answer.applicant_id, Answer.question_id, Answer.value).where(
-            among(Answer.applicant_id, [card.id for card in cards]),
-            among(Answer.question_id, by_id),
+        .having(func.count() > 1),
+        select(literal("tag"), ApplicantTag.applicant_id, _NO_ID, ApplicantTag.tag, _NO_TEXT).where(
+            ApplicantTag.org_id == opening.org_id, among(ApplicantTag.applicant_id, ids)
+        ),
+    ]
+    # Per picked question, read once: its place on the card, label and type.
+    picks = {q.id: (i, q.label, q.type) for i, q in enumerate(questions)}
+    if picks:
+        parts.append(
+            select(
+                literal("answer"),
+                Answer.applicant_id,
+                Answer.question_id,
+                cast(null(), String),
+                cast(Answer.value, Text),
+            ).where(among(Answer.applicant_id, ids), among(Answer.question_id, picks))
         )
-    ):
-        question = by_id[question_id]
-        if question.type == QuestionType.FILE:
-            text = "File uploaded"
+    rows = db.session.execute(union_all(*parts).order_by("kind", "applicant_id", "text"))
+    found = _Decorations()
+    emails: set[str] = set()
+    names: set[str] = set()
+    picked: dict[int, list[tuple[int, str, str]]] = {}
+    for kind, applicant_id, question_id, text, value in rows:
+        if kind == "tag":
+            found.tags.setdefault(applicant_id, []).append(text)
+        elif kind == "answer":
+            place, label, type_ = picks[question_id]
+            if type_ == QuestionType.FILE:
+                shown = "File uploaded"
+            else:
+                shown = format_value(type_, None if value is None else json.loads(value))
+            picked.setdefault(applicant_id, []).append((place, label, shown))
+        elif kind == "email":
+            emails.add(text)
         else:
-            text = format_value(question.type, value)
-        found.setdefault(applicant_id, []).append((order[question_id], question.label, text))
-    return {key: [(label, text) for _, label, text in sorted(rows)] for key, rows in found.items()}
+            names.add(text)
+    found.duplicates = {
+        card.id for card in cards if card.email in emails or card.name.lower() in names
+    }
+    found.answers = {
+        key: [(label, shown) for _, label, shown in sorted(entries)]
+        for key, entries in picked.items()
+    }
+    return found
 
 
 def dress(opening: Opening, cards: list[Card], card_questions: list[Question]) -> list[Card]:
     """Add the duplicate flag, the picked answers and the tags to a page of cards."""
     if not cards:
         return cards
-    duplicates = _duplicates(opening, cards)
-    answers = _answers(card_questions, cards)
-    org = db.session.get(Org, opening.org_id)
-    tags = tag_service.for_applicants(org, [card.id for card in cards])
+    found = _decorations(opening, cards, card_questions)
     return [
         replace(
             card,
-            duplicate=card.id in duplicates,
-            answers=tuple(answers.get(card.id, ())),
-            tags=tuple(tags.get(card.id, ())),
+            duplicate=card.id in found.duplicates,
+            answers=tuple(found.answers.get(card.id, ())),
+            tags=tuple(found.tags.get(card.id, ())),
         )
         for card in cards
     ]

@@ -7,8 +7,6 @@ the applicant has is a no-op, and so is removing one they lack: neither writes a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
@@ -17,7 +15,6 @@ from plutomi.models import Applicant, ApplicantTag, Membership, Org, Role
 from plutomi.services.errors import Invalid, NotFound
 from plutomi.services.events import Actor, record_applicant
 from plutomi.services.fields import CONTROL_CHARACTER, has_control_characters
-from plutomi.services.lookups import among
 from plutomi.services.orgs import require
 
 MAX_LENGTH = 40
@@ -53,22 +50,6 @@ def for_applicant(applicant: Applicant) -> list[str]:
             .order_by(ApplicantTag.tag)
         )
     )
-
-
-def for_applicants(org: Org, applicant_ids: Iterable[int]) -> dict[int, list[str]]:
-    """Tags of many applicants (a board page of cards) in one query: applicant id -> sorted
-    tags. Applicants without tags are left out; ids of another org find nothing."""
-    ids = sorted(set(applicant_ids))
-    if not ids:
-        return {}
-    grouped: dict[int, list[str]] = {}
-    for applicant_id, tag in db.session.execute(
-        select(ApplicantTag.applicant_id, ApplicantTag.tag)
-        .where(ApplicantTag.org_id == org.id, among(ApplicantTag.applicant_id, ids))
-        .order_by(ApplicantTag.applicant_id, ApplicantTag.tag)
-    ):
-        grouped.setdefault(applicant_id, []).append(tag)
-    return grouped
 
 
 def org_tags(org: Org) -> list[str]:
