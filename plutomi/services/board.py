@@ -247,7 +247,9 @@ class _Decorations:
 # Typed NULLs for the parts of _decorations that leave a column empty: PostgreSQL types each
 # column of a UNION from its parts.
 _NO_ID = cast(null(), Integer)
+_NO_STRING = cast(null(), String)
 _NO_TEXT = cast(null(), Text)
+_ANSWER_TEXT = cast(Answer.value, Text)
 
 
 def _decorations(opening: Opening, cards: list[Card], questions: list[Question]) -> _Decorations:
@@ -293,8 +295,8 @@ def _decorations(opening: Opening, cards: list[Card], questions: list[Question])
                 literal("answer"),
                 Answer.applicant_id,
                 Answer.question_id,
-                cast(null(), String),
-                cast(Answer.value, Text),
+                _NO_STRING,
+                _ANSWER_TEXT,
             ).where(among(Answer.applicant_id, ids), among(Answer.question_id, picks))
         )
     rows = db.session.execute(union_all(*parts).order_by("kind", "applicant_id", "text"))
