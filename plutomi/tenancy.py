@@ -13,7 +13,6 @@ from typing import TypeVar
 from flask import abort, g, redirect, session, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import Select, select
-from sqlalchemy.orm import contains_eager
 from werkzeug.routing import BaseConverter
 
 from plutomi.extensions import db
@@ -25,16 +24,9 @@ SESSION_KEY = "org"
 
 
 def memberships() -> list[Membership]:
+    """The user's memberships, by org name: loaded with the user (accounts.load_session)."""
     if "memberships" not in g:
-        g.memberships = list(
-            db.session.scalars(
-                select(Membership)
-                .join(Org)
-                .options(contains_eager(Membership.org))
-                .where(Membership.user_id == current_user.id)
-                .order_by(Org.name)
-            )
-        )
+        g.memberships = sorted(current_user.memberships, key=lambda m: (m.org.name, m.org.id))
     return g.memberships
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import joinedload
 
 from plutomi.extensions import db
-from plutomi.models import Org, PasswordReset, User, UserSession, utcnow
+from plutomi.models import Membership, Org, PasswordReset, User, UserSession, utcnow
 from plutomi.services import orgs, passwords, throttle
 from plutomi.services.errors import Invalid
 from plutomi.services.events import Actor, record
@@ -82,11 +82,18 @@ def start_session(user: User, remember: bool) -> str:
 
 
 def load_session(key: str) -> User | None:
-    row = db.session.scalar(
-        # Every logged-in request runs this: the user comes in the same query.
-        select(UserSession)
-        .options(joinedload(UserSession.user))
-        .where(UserSession.key_hash == hash_token(key), UserSession.expires_at > utcnow())
+    row = (
+        db.session.scalars(
+            # Every logged-in request runs this: the user, their memberships and those orgs
+            # (which every org page reads, tenancy.memberships) come in the same query.
+            select(UserSession)
+            .options(
+                joinedload(UserSession.user).joinedload(User.memberships).joinedload(Membership.org)
+            )
+            .where(UserSession.key_hash == hash_token(key), UserSession.expires_at > utcnow())
+        )
+        .unique()
+        .one_or_none()
     )
     if row is None:
         return None
