@@ -302,7 +302,7 @@ def test_a_move_reads_only_what_its_answer_needs(client, world):
     # org's row says it has no webhook endpoints to look up); then the two counts, the card,
     # and in one query its duplicate flag, answers and tags. Nothing is read again after the
     # commit.
-    assert len(statements) <= 11, statements
+    assert len(statements) <= 10, statements
 
 
 def test_a_drop_that_a_rule_moves_on_redraws_where_the_card_went(client, world, make_rule):

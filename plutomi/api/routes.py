@@ -237,8 +237,8 @@ def create_applicant(body: dict[str, Any], opening_id: str):
             code="duplicate",
             details={"applicant_id": applicant.public_id},
         )
-    # As committed: the commit kept what it wrote loaded, and a rule that moved them on
-    # expired them, so reading them reloads the row (no _reread needed for the rest).
+    # As committed: the commit kept what it wrote loaded, and a move by a rule left them as
+    # its UPDATE wrote them (no _reread needed for the rest).
     return schemas.applicant(applicant), 201
 
 

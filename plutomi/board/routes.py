@@ -247,11 +247,10 @@ def move(opening_id: str):
     )
     counts = boards.counts([stage.id for stage in touched], f)
     card_questions, _ = g.board_questions
-    found = boards.cards_by_id(opening, [moved.applicant_id], f, card_questions)
     return render_template(
         "board/_moved.html",
         opening=opening,
-        card=found[0] if found else None,
+        card=boards.moved_card(opening, moved.applicant, f, card_questions),
         stage=moved.to_stage,
         menu=form.get("via") == "menu",
         columns=[boards.Column(stage, counts.get(stage.id, 0)) for stage in touched],

@@ -492,6 +492,18 @@ def next_page(
     return dress(opening, cards, card_questions)
 
 
+def moved_card(
+    opening: Opening, applicant: Applicant, f: BoardFilter, card_questions: list[Question]
+) -> Card | None:
+    """The card of an applicant just moved, if it matches the filter, dressed. Unfiltered it
+    is drawn from the applicant as loaded (a move leaves it as its UPDATE wrote it)."""
+    if f.is_set:
+        found = cards_by_id(opening, [applicant.id], f, card_questions)
+        return found[0] if found else None
+    card = Card(*(getattr(applicant, column.key) for column in _CARD_COLUMNS))
+    return dress(opening, [card], card_questions)[0]
+
+
 def cards_by_id(
     opening: Opening, ids: list[int], f: BoardFilter, card_questions: list[Question]
 ) -> list[Card]:

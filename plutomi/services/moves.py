@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, inspect, select, text, update
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
 from plutomi import ranks
 from plutomi.extensions import commit_keeping_loaded, db
@@ -44,7 +45,7 @@ class Moved:
 
     @property
     def applicant_id(self) -> int:
-        # place() expired the applicant after its UPDATE: its id needs no reload.
+        # From the identity: never a load, whatever became of the loaded row since.
         return inspect(self.applicant).identity[0]
 
 
@@ -327,9 +328,12 @@ def place(
         record_applicant(
             "applicant.reordered", applicant, actor=actor, stage=to_stage.name, **payload
         )
-    # After the event, which reads only ids the UPDATE left alone: expiring first made it
-    # reload the applicant, one more round trip a move (and a card of a bulk move).
-    db.session.expire(applicant)
+    # The loaded applicant becomes the row as the UPDATE left it, so nothing reads it back
+    # (the rules run next, and a board's answer draws the card from it).
+    for key, value in (values | {"version": version + 1}).items():
+        set_committed_value(applicant, key, value)
+    if changed:
+        set_committed_value(applicant, "stage", to_stage)
     moved_on = changed and rules.entered(applicant, to_stage, entry=entry, chain=chain)
     return Moved(applicant, from_stage, to_stage, moved_on)
 
@@ -387,8 +391,9 @@ def _move(
     if moved is None:
         db.session.rollback()
         raise _stale(applicant.name)
-    # A move's answer reads the stages, the opening and the member right after; this
-    # transaction changed none of them (place() expired the applicant it updated).
+    # A move's answer reads the stages, the opening, the member and the applicant right
+    # after; this transaction changed none of them but the applicant, which place() left as
+    # its UPDATE wrote it.
     commit_keeping_loaded()
     return moved
 

@@ -657,8 +657,8 @@ class _Chunk:
             )
             if applicant.id in self.again or stage_rules(move.target.id):
                 # Read again in this transaction (by the next timer, or the rules of the
-                # stage entered): fresh from the database, as place() has it. Otherwise the
-                # commit expires it, so reloading it would be a wasted round trip.
+                # stage entered): fresh from the database. Otherwise the commit expires it,
+                # so reloading it would be a wasted round trip.
                 db.session.expire(applicant)
             entered(applicant, move.target, entry=move.entry.entry, chain=move.chain)
 
