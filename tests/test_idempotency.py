@@ -8,7 +8,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from plutomi.extensions import db, queues
 from plutomi.models import Applicant, Event, IdempotencyKey, OutboxMessage, utcnow
@@ -71,6 +71,37 @@ def test_a_repeat_is_answered_with_the_first_response_and_nothing_is_done_again(
     assert (count(Event), count(OutboxMessage)) == (events, mails)
     row = db.session.scalar(select(IdempotencyKey))
     assert (row.key, row.status, row.response) == ("key-1", 201, first.get_json())
+
+
+def test_a_new_applicant_and_its_kept_answer_commit_together(setup, app):
+    """Creating an applicant stores its answer in the transaction of the work: no moment in
+    which the key's row says the work is done but holds no answer (no in-progress window, and
+    no such row left by a crash)."""
+    _, opening, _, token, client = setup
+    # The key's last use is noted once a minute, in a commit of its own: done with this one.
+    assert (
+        post(client, token, apply_path(opening), {"name": "Bo", "email": "bo@x.org"}).status_code
+        == 201
+    )
+    with app.app_context():
+        engine = db.engine
+    seen: list[tuple[int, int | None]] = []
+
+    def at_commit(conn) -> None:
+        # What another connection would see right after this commit: the key's row and answer.
+        seen.append(
+            conn.exec_driver_sql(
+                "SELECT count(*), max(status) FROM idempotency_keys WHERE key = 'key-1'"
+            ).one()
+        )
+
+    event.listen(engine, "commit", at_commit)
+    try:
+        response = post(client, token, apply_path(opening), ANA, "key-1")
+    finally:
+        event.remove(engine, "commit", at_commit)
+    assert response.status_code == 201
+    assert seen == [(1, 201)]
 
 
 def test_without_a_key_a_repeat_is_a_new_request(setup):

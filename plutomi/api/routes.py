@@ -127,15 +127,18 @@ def _json(payload: dict[str, Any], status: int = 200):
 def posting(view: Callable[..., tuple[dict[str, Any], int]]) -> Callable:
     """A POST: its body read and checked, then the view run once per Idempotency-Key.
 
-    The key is claimed in the transaction the view's service commits, and the response kept
-    after that (see plutomi.services.idempotency for why this does the work exactly once)."""
+    The key is claimed in the request's transaction and the response kept in it; a view may
+    leave its work uncommitted, and then all three commit together here (see
+    plutomi.services.idempotency for why this does the work exactly once)."""
 
     @wraps(view)
     def wrapped(**kwargs: Any):
         body = _body()
         header = request.headers.get(idempotency.HEADER)
         if header is None:
-            return _json(*view(body, **kwargs))
+            payload, status = view(body, **kwargs)
+            db.session.commit()
+            return _json(payload, status)
         key = idempotency.check_key(header)
         digest = idempotency.request_hash(request.method, request.path, body)
         claimed = idempotency.claim(current_key(), key, digest)
@@ -146,7 +149,8 @@ def posting(view: Callable[..., tuple[dict[str, Any], int]]) -> Callable:
             return response
         payload, status = view(body, **kwargs)
         if 200 <= status < 300:
-            idempotency.store(claimed, status, payload)
+            idempotency.keep(claimed, status, payload)
+        db.session.commit()
         return _json(payload, status)
 
     return wrapped
@@ -227,6 +231,7 @@ def create_applicant(body: dict[str, Any], opening_id: str):
             source="api",
             resend_link=False,
             known_errors=problems,
+            commit=False,  # committed with the kept answer, by posting()
         )
     except InvalidFields as exc:
         raise schemas.answer_errors(exc, questions) from None
@@ -237,8 +242,7 @@ def create_applicant(body: dict[str, Any], opening_id: str):
             code="duplicate",
             details={"applicant_id": applicant.public_id},
         )
-    # As committed: the commit kept what it wrote loaded, and a move by a rule left them as
-    # its UPDATE wrote them (no _reread needed for the rest).
+    # As written: a move by a rule left them as its UPDATE wrote them (no _reread needed).
     return schemas.applicant(applicant), 201
 
 

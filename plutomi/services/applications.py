@@ -226,6 +226,7 @@ def apply(
     source: str = "application_form",
     resend_link: bool = True,
     known_errors: dict[str, str] | None = None,
+    commit: bool = True,
 ) -> tuple[Applicant, bool]:
     """A new applicant in the first stage, with every answer of that stage checked.
 
@@ -235,7 +236,9 @@ def apply(
     with InvalidFields, and nothing is written. questions: the first stage's questions, when the
     caller has loaded them already. actor and source: who made the application and through
     what (an API key, "api"); by default the applicant, through the hosted form. known_errors:
-    problems the caller found already (an API body's unknown keys), reported with these."""
+    problems the caller found already (an API body's unknown keys), reported with these.
+    commit: False leaves a new applicant's transaction open for the caller to commit (the API
+    commits its stored answer with it)."""
     if not is_taking_applications(opening) or not opening.stages:
         raise Invalid(NOT_TAKING)
     errors: dict[str, str] = dict(known_errors or {})
@@ -308,9 +311,10 @@ def apply(
         answers.mark_completed(applicant, stage, actor=actor)
         _mail_link(applicant, "application_received")
     rules.created(applicant, stage, answered=bool(values))
-    # What the session holds is what was written (a rule that moved the applicant expired
-    # it), so the caller reads the new applicant without loading it again.
-    commit_keeping_loaded()
+    # What the session holds is what was written (a rule's move sets what it wrote), so the
+    # caller reads the new applicant without loading it again.
+    if commit:
+        commit_keeping_loaded()
     return applicant, True
 
 

@@ -13,12 +13,14 @@ The key's row is the lock, and it is written in the same transaction as the work
    does nothing and returns no id; the second reads the row and replays the stored response.
    If the first failed and rolled back, its row went with it and the second's insert goes
    ahead.
-3. After the work has committed, `store` writes the response (status and body) on the row, in
-   a second, small commit. Between the two commits a repeat finds the row without a response:
-   it polls for a few seconds, then answers 409 "idempotency_in_progress". (Were the process
-   to die exactly between the two, the row would say the work was done but keep no answer to
-   give; a repeat then gets that 409 until the row is swept, and the client can read the
-   result back with a GET.)
+3. `keep` writes the response (status and body) on the row. Creating an applicant keeps it
+   before the work commits, so the row, the work and the answer commit together. The other
+   POSTs' services commit their work themselves, and their answer follows in a second, small
+   commit. Between the two a repeat finds the row without a response: it polls for a few
+   seconds, then answers 409 "idempotency_in_progress". (Were the process to die exactly
+   between the two, the row would say the work was done but keep no answer to give; a repeat
+   then gets that 409 until the row is swept, and the client can read the result back with a
+   GET.)
 
 Only successful (2xx) responses are kept. A refused request (4xx) rolls back, its row with it,
 so the same key can be sent again once the request is fixed: the work was never done.
@@ -149,8 +151,8 @@ def _insert_new():
 
 
 def claim(api_key: ApiKey, key: str, digest: str) -> Claim | Stored:
-    """Claim the key for this request (a Claim: go ahead, and `store` the response once the
-    work has committed), or the Stored response of the request that used it first.
+    """Claim the key for this request (a Claim: go ahead, and `keep` the response), or the
+    Stored response of the request that used it first.
 
     The row is inserted in the current transaction, which the work's own commit commits."""
     row_id = db.session.scalar(
@@ -169,15 +171,15 @@ def claim(api_key: ApiKey, key: str, digest: str) -> Claim | Stored:
     return _answer(existing, digest) or _wait(api_key.id, key, digest)
 
 
-def store(claimed: Claim, status: int, body: Any) -> None:
-    """Keep a successful response for repeats; its work has committed already."""
+def keep(claimed: Claim, status: int, body: Any) -> None:
+    """Keep a successful response for repeats, in the current transaction: the caller
+    commits it, with the work if the work has not committed yet."""
     db.session.execute(
         update(IdempotencyKey)
         .where(IdempotencyKey.id == claimed.row_id)
         .values(status=status, response=body)
         .execution_options(synchronize_session=False)
     )
-    db.session.commit()
 
 
 def sweep(now: datetime | None = None) -> int:
