@@ -135,20 +135,18 @@ def posting(view: Callable[..., tuple[dict[str, Any], int]]) -> Callable:
     def wrapped(**kwargs: Any):
         body = _body()
         header = request.headers.get(idempotency.HEADER)
-        if header is None:
-            payload, status = view(body, **kwargs)
-            db.session.commit()
-            return _json(payload, status)
-        key = idempotency.check_key(header)
-        digest = idempotency.request_hash(request.method, request.path, body)
-        claimed = idempotency.claim(current_key(), key, digest)
-        if isinstance(claimed, idempotency.Stored):
-            response = jsonify(claimed.body)
-            response.status_code = claimed.status
-            response.headers[REPLAYED] = "true"
-            return response
+        claimed = None
+        if header is not None:
+            key = idempotency.check_key(header)
+            digest = idempotency.request_hash(request.method, request.path, body)
+            claimed = idempotency.claim(current_key(), key, digest)
+            if isinstance(claimed, idempotency.Stored):
+                response = jsonify(claimed.body)
+                response.status_code = claimed.status
+                response.headers[REPLAYED] = "true"
+                return response
         payload, status = view(body, **kwargs)
-        if 200 <= status < 300:
+        if claimed is not None and 200 <= status < 300:
             idempotency.keep(claimed, status, payload)
         db.session.commit()
         return _json(payload, status)
