@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, inspect, select, text, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -42,11 +42,6 @@ class Moved:
     @property
     def changed_stage(self) -> bool:
         return self.from_stage.id != self.to_stage.id
-
-    @property
-    def applicant_id(self) -> int:
-        # From the identity: never a load, whatever became of the loaded row since.
-        return inspect(self.applicant).identity[0]
 
 
 def get_applicant(actor: Membership, applicant_id: str) -> Applicant:
