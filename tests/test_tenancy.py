@@ -503,3 +503,31 @@ def test_a_members_own_pages_show_their_org(app, world):
         response = client.get(url)
         assert response.status_code == 200, url
         assert SECRET in response.text.lower(), url
+
+
+def test_a_users_orgs_take_one_query_even_after_a_commit(app, make_user, make_org):
+    """The memberships come with the session's user; after a commit has expired them, the
+    user's refresh brings them back with their orgs in one query (the load's options ride
+    along), not one query per org."""
+    from flask import g
+    from flask_login import login_user
+
+    from plutomi import tenancy
+    from tests.test_applicant_page import counting_queries
+
+    user = make_user()
+    for name in ("Cyan", "Amber", "Blue"):
+        make_org(name, owner=user)
+    key = accounts.start_session(user, remember=False)
+    with app.test_request_context():
+        db.session.expire_all()
+        login_user(accounts.load_session(key))
+        with counting_queries() as statements:
+            first = [m.org.name for m in tenancy.memberships()]
+        assert statements == []  # loaded with the user
+        db.session.commit()  # expires the user's memberships and their orgs
+        g.pop("memberships")
+        with counting_queries() as statements:
+            again = [m.org.name for m in tenancy.memberships()]
+        assert len(statements) == 1, statements
+    assert first == again == ["Amber", "Blue", "Cyan"]
