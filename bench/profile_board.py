@@ -73,10 +73,10 @@ class Timers:
         ("plutomi.services.board", "board_questions", "board: card/filter questions"),
         ("plutomi.services.board", "counts", "board: counts per stage"),
         ("plutomi.services.board", "first_pages", "board: first pages (UNION ALL)"),
-        ("plutomi.services.board", "_decorations", "dress: duplicates, answers, tags"),
+        ("plutomi.services.board", "dress", "dress: duplicates, answers, tags"),
         ("plutomi.services.tags", "org_tags", "filter: the org's tags"),
         ("plutomi.services.board", "cursor", "board: live cursor"),
-        ("plutomi.services.board", "cards_by_id", "move: the moved card off the first page"),
+        ("plutomi.services.board", "moved_card", "move: the moved card, dressed"),
     ]
 
     def __init__(self):

@@ -237,14 +237,7 @@ def _cards(rows) -> list[Card]:
     return [Card(*row) for row in rows]
 
 
-@dataclass
-class _Decorations:
-    duplicates: set[int] = field(default_factory=set)
-    answers: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
-    tags: dict[int, list[str]] = field(default_factory=dict)
-
-
-# Typed NULLs for the parts of _decorations that leave a column empty: PostgreSQL types each
+# Typed NULLs for the parts of dress()'s query that leave a column empty: PostgreSQL types each
 # column of a UNION from its parts.
 _NO_ID = cast(null(), Integer)
 _NO_STRING = cast(null(), String)
@@ -252,14 +245,16 @@ _NO_TEXT = cast(null(), Text)
 _ANSWER_TEXT = cast(Answer.value, Text)
 
 
-def _decorations(opening: Opening, cards: list[Card], questions: list[Question]) -> _Decorations:
-    """What a page of cards shows besides its own columns, in one round trip: a UNION ALL of
-    indexed parts, each row (kind, applicant, question, text, value).
+def dress(opening: Opening, cards: list[Card], card_questions: list[Question]) -> list[Card]:
+    """Add the duplicate flag, the picked answers and the tags to a page of cards, read in one
+    round trip: a UNION ALL of indexed parts, each row (kind, applicant, question, text, value).
 
     - "email": an email of the page that applied to another opening of the org, and "name":
       a name (any case) twice in this opening. Either makes the card a possible duplicate.
     - "answer": an answer to a question picked for cards, its value as JSON text.
     - "tag": a tag of a card, in the database's order (as the applicant page lists them)."""
+    if not cards:
+        return cards
     ids = [card.id for card in cards]
     lower = func.lower(Applicant.name)
     parts = [
@@ -288,7 +283,7 @@ def _decorations(opening: Opening, cards: list[Card], questions: list[Question])
         ),
     ]
     # Per picked question, read once: its place on the card, label and type.
-    picks = {q.id: (i, q.label, q.type) for i, q in enumerate(questions)}
+    picks = {q.id: (i, q.label, q.type) for i, q in enumerate(card_questions)}
     if picks:
         parts.append(
             select(
@@ -300,13 +295,13 @@ def _decorations(opening: Opening, cards: list[Card], questions: list[Question])
             ).where(among(Answer.applicant_id, ids), among(Answer.question_id, picks))
         )
     rows = db.session.execute(union_all(*parts).order_by("kind", "applicant_id", "text"))
-    found = _Decorations()
     emails: set[str] = set()
     names: set[str] = set()
+    tags: dict[int, list[str]] = {}
     picked: dict[int, list[tuple[int, str, str]]] = {}
     for kind, applicant_id, question_id, text, value in rows:
         if kind == "tag":
-            found.tags.setdefault(applicant_id, []).append(text)
+            tags.setdefault(applicant_id, []).append(text)
         elif kind == "answer":
             place, label, type_ = picks[question_id]
             if type_ == QuestionType.FILE:
@@ -318,27 +313,12 @@ def _decorations(opening: Opening, cards: list[Card], questions: list[Question])
             emails.add(text)
         else:
             names.add(text)
-    found.duplicates = {
-        card.id for card in cards if card.email in emails or card.name.lower() in names
-    }
-    found.answers = {
-        key: [(label, shown) for _, label, shown in sorted(entries)]
-        for key, entries in picked.items()
-    }
-    return found
-
-
-def dress(opening: Opening, cards: list[Card], card_questions: list[Question]) -> list[Card]:
-    """Add the duplicate flag, the picked answers and the tags to a page of cards."""
-    if not cards:
-        return cards
-    found = _decorations(opening, cards, card_questions)
     return [
         replace(
             card,
-            duplicate=card.id in found.duplicates,
-            answers=tuple(found.answers.get(card.id, ())),
-            tags=tuple(found.tags.get(card.id, ())),
+            duplicate=card.email in emails or card.name.lower() in names,
+            answers=tuple((label, shown) for _, label, shown in sorted(picked.get(card.id, ()))),
+            tags=tuple(tags.get(card.id, ())),
         )
         for card in cards
     ]
