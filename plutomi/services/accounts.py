@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import joinedload
 
 from plutomi.extensions import db
@@ -81,17 +81,19 @@ def start_session(user: User, remember: bool) -> str:
     return key
 
 
+# Every logged-in request runs this: the user, their memberships and those orgs (which every
+# org page reads, tenancy.memberships) come in the same query. Built once: building its joined
+# loads cost about what running it does.
+_SESSION_USER = (
+    select(UserSession)
+    .options(joinedload(UserSession.user).joinedload(User.memberships).joinedload(Membership.org))
+    .where(UserSession.key_hash == bindparam("key_hash"), UserSession.expires_at > bindparam("now"))
+)
+
+
 def load_session(key: str) -> User | None:
     row = (
-        db.session.scalars(
-            # Every logged-in request runs this: the user, their memberships and those orgs
-            # (which every org page reads, tenancy.memberships) come in the same query.
-            select(UserSession)
-            .options(
-                joinedload(UserSession.user).joinedload(User.memberships).joinedload(Membership.org)
-            )
-            .where(UserSession.key_hash == hash_token(key), UserSession.expires_at > utcnow())
-        )
+        db.session.scalars(_SESSION_USER, {"key_hash": hash_token(key), "now": utcnow()})
         .unique()
         .one_or_none()
     )

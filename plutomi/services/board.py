@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    bindparam,
     cast,
     exists,
     func,
@@ -46,7 +47,7 @@ from plutomi.models import (
 )
 from plutomi.services.applicants import duration, format_value
 from plutomi.services.errors import Invalid
-from plutomi.services.lookups import among
+from plutomi.services.lookups import among_param
 from plutomi.services.openings import CARD_ANSWERS, stages_of
 
 PAGE = 50
@@ -244,6 +245,58 @@ _NO_STRING = cast(null(), String)
 _NO_TEXT = cast(null(), Text)
 _ANSWER_TEXT = cast(Answer.value, Text)
 
+_DRESSINGS: dict[tuple[str, bool], Any] = {}
+
+
+def _dressing(dialect: str, with_answers: bool):
+    """dress()'s query, built once per dialect and shape: building it for every page of cards
+    (its parts, their cache key) cost as much as running it."""
+    key = (dialect, with_answers)
+    if key in _DRESSINGS:
+        return _DRESSINGS[key]
+    lower = func.lower(Applicant.name)
+    parts = [
+        select(
+            literal("email").label("kind"),
+            _NO_ID.label("applicant_id"),
+            _NO_ID.label("question_id"),
+            Applicant.email.label("text"),
+            _NO_TEXT.label("value"),
+        )
+        .where(
+            Applicant.org_id == bindparam("org_id"),
+            among_param(Applicant.email, "emails"),
+            Applicant.opening_id != bindparam("opening_id"),
+        )
+        .distinct(),
+        select(literal("name"), _NO_ID, _NO_ID, lower, _NO_TEXT)
+        .where(
+            Applicant.opening_id == bindparam("opening_id"),
+            among_param(lower, "names", String()),
+        )
+        .group_by(lower)
+        .having(func.count() > 1),
+        select(literal("tag"), ApplicantTag.applicant_id, _NO_ID, ApplicantTag.tag, _NO_TEXT).where(
+            ApplicantTag.org_id == bindparam("org_id"),
+            among_param(ApplicantTag.applicant_id, "ids"),
+        ),
+    ]
+    if with_answers:
+        parts.append(
+            select(
+                literal("answer"),
+                Answer.applicant_id,
+                Answer.question_id,
+                _NO_STRING,
+                _ANSWER_TEXT,
+            ).where(
+                among_param(Answer.applicant_id, "ids"),
+                among_param(Answer.question_id, "questions"),
+            )
+        )
+    _DRESSINGS[key] = union_all(*parts).order_by("kind", "applicant_id", "text")
+    return _DRESSINGS[key]
+
 
 def dress(opening: Opening, cards: list[Card], card_questions: list[Question]) -> list[Card]:
     """Add the duplicate flag, the picked answers and the tags to a page of cards, read in one
@@ -256,45 +309,19 @@ def dress(opening: Opening, cards: list[Card], card_questions: list[Question]) -
     if not cards:
         return cards
     ids = [card.id for card in cards]
-    lower = func.lower(Applicant.name)
-    parts = [
-        select(
-            literal("email").label("kind"),
-            _NO_ID.label("applicant_id"),
-            _NO_ID.label("question_id"),
-            Applicant.email.label("text"),
-            _NO_TEXT.label("value"),
-        )
-        .where(
-            Applicant.org_id == opening.org_id,
-            among(Applicant.email, {card.email for card in cards}),
-            Applicant.opening_id != opening.id,
-        )
-        .distinct(),
-        select(literal("name"), _NO_ID, _NO_ID, lower, _NO_TEXT)
-        .where(
-            Applicant.opening_id == opening.id,
-            among(lower, {card.name.lower() for card in cards}, String()),
-        )
-        .group_by(lower)
-        .having(func.count() > 1),
-        select(literal("tag"), ApplicantTag.applicant_id, _NO_ID, ApplicantTag.tag, _NO_TEXT).where(
-            ApplicantTag.org_id == opening.org_id, among(ApplicantTag.applicant_id, ids)
-        ),
-    ]
     # Per picked question, read once: its place on the card, label and type.
     picks = {q.id: (i, q.label, q.type) for i, q in enumerate(card_questions)}
-    if picks:
-        parts.append(
-            select(
-                literal("answer"),
-                Answer.applicant_id,
-                Answer.question_id,
-                _NO_STRING,
-                _ANSWER_TEXT,
-            ).where(among(Answer.applicant_id, ids), among(Answer.question_id, picks))
-        )
-    rows = db.session.execute(union_all(*parts).order_by("kind", "applicant_id", "text"))
+    rows = db.session.execute(
+        _dressing(db.engine.dialect.name, bool(picks)),
+        {
+            "org_id": opening.org_id,
+            "opening_id": opening.id,
+            "emails": list({card.email for card in cards}),
+            "names": list({card.name.lower() for card in cards}),
+            "ids": ids,
+            "questions": list(picks),
+        },
+    )
     emails: set[str] = set()
     names: set[str] = set()
     tags: dict[int, list[str]] = {}
@@ -353,21 +380,27 @@ class Board:
         return [column.stage for column in self.columns]
 
 
+# Built once, as the other statements every board and move runs: building one cost about what
+# the database took to run it.
+_BOARD_QUESTIONS = (
+    select(Question)
+    .join(Stage, Stage.id == Question.stage_id)
+    .where(
+        Question.opening_id == bindparam("opening_id"),
+        Question.archived_at.is_(None),
+        or_(Question.show_on_card.is_(True), Question.type.in_(FILTERABLE)),
+    )
+    .order_by(Stage.position, Question.position, Question.id)
+)
+_STAGE_COUNTS = select(StageCount.stage_id, StageCount.active).where(
+    StageCount.stage_id.in_(bindparam("stage_ids", expanding=True))
+)
+
+
 def board_questions(opening: Opening) -> tuple[list[Question], list[Question]]:
     """The questions picked for cards (at most three) and the choice questions the board can
     filter on, from one query."""
-    questions = list(
-        db.session.scalars(
-            select(Question)
-            .join(Stage, Stage.id == Question.stage_id)
-            .where(
-                Question.opening_id == opening.id,
-                Question.archived_at.is_(None),
-                or_(Question.show_on_card.is_(True), Question.type.in_(FILTERABLE)),
-            )
-            .order_by(Stage.position, Question.position, Question.id)
-        )
-    )
+    questions = list(db.session.scalars(_BOARD_QUESTIONS, {"opening_id": opening.id}))
     on_cards = [question for question in questions if question.show_on_card][:CARD_ANSWERS]
     return on_cards, [question for question in questions if question.type in FILTERABLE]
 
@@ -378,13 +411,7 @@ def counts(stage_ids: list[int], f: BoardFilter) -> dict[int, int]:
     if not stage_ids:
         return {}
     if not f.is_set:
-        found = dict(
-            db.session.execute(
-                select(StageCount.stage_id, StageCount.active).where(
-                    StageCount.stage_id.in_(stage_ids)
-                )
-            ).all()
-        )
+        found = dict(db.session.execute(_STAGE_COUNTS, {"stage_ids": stage_ids}).all())
         return {stage_id: found.get(stage_id, 0) for stage_id in stage_ids}
     return dict(
         db.session.execute(

@@ -36,3 +36,11 @@ def among(column: Any, values: Iterable[Any], type_: TypeEngine | None = None) -
     if db.engine.dialect.name == "postgresql":
         return column == any_(bindparam(None, values, type_=ARRAY(type_ or column.type)))
     return column.in_(values)
+
+
+def among_param(column: Any, name: str, type_: TypeEngine | None = None) -> ColumnElement:
+    """among() for a statement built once: the values come with each execution, as the
+    parameter `name` (a list)."""
+    if db.engine.dialect.name == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(type_ or column.type)))
+    return column.in_(bindparam(name, expanding=True))

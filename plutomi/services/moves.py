@@ -9,8 +9,9 @@ between its neighbours without the column being renumbered.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import Select, bindparam, select, text, update
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -91,28 +92,43 @@ def _check_active(applicant: Applicant) -> None:
 # --- ranks ---------------------------------------------------------------------------------
 
 
-def _column(stage_id: int, *, last: bool = False, excluding: Applicant | None = None):
-    """The first (or last) rank among the active cards of a stage, but `excluding`, as one
-    step along the board index. ORDER BY ... LIMIT 1 rather than min() or max(): the planner
-    walks the index for it even when its statistics are stale (a fresh stage), where an
-    aggregate may count the whole stage."""
+@cache
+def _column(*, last: bool = False, excluding: bool = False) -> Select:
+    """The first (or last) rank among the active cards of the stage `stage_id`, but the
+    applicant `excluding_id` when `excluding`, as one step along the board index. ORDER BY ...
+    LIMIT 1 rather than min() or max(): the planner walks the index for it even when its
+    statistics are stale (a fresh stage), where an aggregate may count the whole stage.
+    Built once per shape, as every statement of a move is: building one cost about what the
+    database took to run it."""
     query = select(Applicant.rank).where(
-        Applicant.stage_id == stage_id, Applicant.status == ApplicantStatus.ACTIVE
+        Applicant.stage_id == bindparam("stage_id"), Applicant.status == ApplicantStatus.ACTIVE
     )
-    if excluding is not None:
-        query = query.where(Applicant.id != excluding.id)
+    if excluding:
+        query = query.where(Applicant.id != bindparam("excluding_id"))
     return query.order_by(Applicant.rank.desc() if last else Applicant.rank).limit(1)
 
 
 def last_rank(stage_id: int) -> str | None:
     """The rank at the bottom of a stage's active column, or None when it is empty (only the
     active cards hold the column's order)."""
-    return db.session.scalar(_column(stage_id, last=True))
+    return db.session.scalar(_column(last=True), {"stage_id": stage_id})
 
 
-# The card a drop names as its neighbour. One alias for the process: a new one per move made
-# SQLAlchemy adapt its columns and miss its statement cache every time (a fifth of a move).
-_NEIGHBOUR = aliased(Applicant, name="neighbour")
+@cache
+def _neighbour(after: bool) -> Select:
+    """The card a drop names as its neighbour (`neighbour_id`, in the opening `opening_id`
+    of the org `org_id`) and the rank on its other side among the active cards of the stage
+    `stage_id` but the moved one (`excluding_id`)."""
+    n = aliased(Applicant, name="neighbour")
+    if after:
+        other = _column(excluding=True).where(Applicant.rank > n.rank)
+    else:
+        other = _column(last=True, excluding=True).where(Applicant.rank < n.rank)
+    return select(n.id, n.name, n.stage_id, n.status, n.rank, other.scalar_subquery()).where(
+        n.org_id == bindparam("org_id"),
+        n.opening_id == bindparam("opening_id"),
+        n.public_id == bindparam("neighbour_id"),
+    )
 
 
 def _bounds(applicant: Applicant, stage: Stage, after_id: str | None, before_id: str | None):
@@ -120,22 +136,20 @@ def _bounds(applicant: Applicant, stage: Stage, after_id: str | None, before_id:
     the card below it, else at the top of the column. The other bound is read from the
     database, not trusted from the client, so a stale page cannot produce a wrong order; it
     comes with the neighbour, in one query."""
+    column = {"stage_id": stage.id, "excluding_id": applicant.id}
     neighbour_id = after_id or before_id
     if not neighbour_id:
-        return None, db.session.scalar(_column(stage.id, excluding=applicant))
-    n = _NEIGHBOUR
-    if after_id:
-        other = _column(stage.id, excluding=applicant).where(Applicant.rank > n.rank)
-    else:
-        other = _column(stage.id, last=True, excluding=applicant).where(Applicant.rank < n.rank)
+        return None, db.session.scalar(_column(excluding=True), column)
     row = None
     if is_public_id(neighbour_id):
         row = db.session.execute(
-            select(n.id, n.name, n.stage_id, n.status, n.rank, other.scalar_subquery()).where(
-                n.org_id == applicant.org_id,
-                n.opening_id == applicant.opening_id,
-                n.public_id == neighbour_id,
-            )
+            _neighbour(bool(after_id)),
+            column
+            | {
+                "org_id": applicant.org_id,
+                "opening_id": applicant.opening_id,
+                "neighbour_id": neighbour_id,
+            },
         ).first()
     if row is None:
         raise Invalid("The card it was dropped next to is not on this board.", "after")

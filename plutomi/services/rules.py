@@ -115,18 +115,22 @@ def stage_rules(stage_id: int) -> list[Rule]:
     return cache[stage_id]
 
 
+# Built once (every move and application runs it): building a join cost about what running it did.
+_STAGES_WITH_RULES = (
+    select(Stage, Rule)
+    .outerjoin(Rule, and_(Rule.stage_id == Stage.id, Rule.enabled.is_(True)))
+    .where(Stage.opening_id == bindparam("opening_id"))
+    .order_by(Stage.position, Stage.id, Rule.position, Rule.id)
+)
+
+
 def stages_with_rules(opening_id: int) -> list[Stage]:
     """The opening's stages in order, with the enabled rules of each read in the same query
     and kept for this transaction: a move found its stages and runs the rules of the one it
     enters without another round trip."""
     stages: dict[int, Stage] = {}
     cache = _cache().setdefault("stage", {})
-    for stage, rule in db.session.execute(
-        select(Stage, Rule)
-        .outerjoin(Rule, and_(Rule.stage_id == Stage.id, Rule.enabled.is_(True)))
-        .where(Stage.opening_id == opening_id)
-        .order_by(Stage.position, Stage.id, Rule.position, Rule.id)
-    ):
+    for stage, rule in db.session.execute(_STAGES_WITH_RULES, {"opening_id": opening_id}):
         if stage.id not in stages:
             stages[stage.id] = stage
             cache[stage.id] = []
