@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import Select, bindparam, select, text, update
+from sqlalchemy import Select, Update, bindparam, select, text, update
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -205,18 +205,30 @@ def _entry_values(stage_id: int, entry: int, now) -> dict:
     }
 
 
-def _write(applicant_id: int, version: int, values: dict) -> bool:
-    """The conditional UPDATE of every move: only while the applicant still holds the version
-    it was read with and is active, so a change committed in between is never overwritten."""
-    result = db.session.execute(
+@cache
+def _conditional_update(keys: tuple[str, ...]) -> Update:
+    """The UPDATE of _write() for these columns (each set from the parameter new_<column>),
+    built once per set of columns."""
+    return (
         update(Applicant)
         .where(
-            Applicant.id == applicant_id,
-            Applicant.version == version,
+            Applicant.id == bindparam("applicant_id"),
+            Applicant.version == bindparam("read_version"),
             Applicant.status == ApplicantStatus.ACTIVE,
         )
-        .values(**values)
+        .values({key: bindparam(f"new_{key}") for key in keys} | {"version": Applicant.version + 1})
         .execution_options(synchronize_session=False)
+    )
+
+
+def _write(applicant_id: int, version: int, values: dict) -> bool:
+    """The conditional UPDATE of every move: `values` and the next version, only while the
+    applicant still holds the version it was read with and is active, so a change committed
+    in between is never overwritten."""
+    result = db.session.execute(
+        _conditional_update(tuple(values)),
+        {"applicant_id": applicant_id, "read_version": version}
+        | {f"new_{key}": value for key, value in values.items()},
     )
     return result.rowcount == 1
 
@@ -296,8 +308,7 @@ def enter_many(entries: list[Entry]) -> set[int]:
         if _write(
             e.applicant_id,
             e.version,
-            {"rank": e.rank, "version": Applicant.version + 1}
-            | _entry_values(e.stage_id, e.entry, now),
+            {"rank": e.rank} | _entry_values(e.stage_id, e.entry, now),
         )
     }
 
@@ -318,7 +329,7 @@ def place(
     active: a change committed in between is never overwritten. chain counts the automatic
     moves that led here. The caller commits."""
     changed = from_stage.id != to_stage.id
-    values = {"rank": rank, "version": Applicant.version + 1}
+    values = {"rank": rank}
     if changed:
         # The version condition below guarantees no entry happened since this was read.
         entry = applicant.stage_entry + 1
