@@ -8,7 +8,7 @@ import re
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, exists, select
+from sqlalchemy import Select, bindparam, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 from werkzeug.datastructures import FileStorage
@@ -376,26 +376,29 @@ def mark_completed(applicant: Applicant, stage: Stage, *, actor: Actor | None = 
     )
 
 
-def _in_order(query: Select, applicant_id: int) -> Select:
-    """query (of answers and their questions) narrowed to one applicant's answers, in stage
-    and question order."""
+def _in_order(query: Select) -> Select:
+    """query (of answers and their questions) narrowed to the answers of the applicant
+    `applicant_id`, in stage and question order."""
     return (
         query.join(Question, Answer.question_id == Question.id)
         .join(Stage, Question.stage_id == Stage.id)
-        .where(Answer.applicant_id == applicant_id)
+        .where(Answer.applicant_id == bindparam("applicant_id"))
         .order_by(Stage.position, Question.position, Question.id)
     )
+
+
+# Built once: every API answer about an applicant and every portal page runs one of them.
+_VALUES_BY_KEY = _in_order(select(Question.key, Answer.value).select_from(Answer))
+_ANSWERED = _in_order(select(Answer).options(contains_eager(Answer.question)))
 
 
 def values_by_key(applicant_id: int) -> dict[str, Any]:
     """Every answer of the applicant as {question key: value}, in stage and question order:
     one query of two columns, for callers that need no Answer or Question objects."""
-    query = select(Question.key, Answer.value).select_from(Answer)
-    return dict(db.session.execute(_in_order(query, applicant_id)).all())
+    return dict(db.session.execute(_VALUES_BY_KEY, {"applicant_id": applicant_id}).all())
 
 
 def answered(applicant: Applicant) -> list[Answer]:
     """Every answer of the applicant, in stage and question order, each with its question
     loaded by the same query (the portal shows each answer's label: no query per answer)."""
-    query = select(Answer).options(contains_eager(Answer.question))
-    return list(db.session.scalars(_in_order(query, applicant.id)))
+    return list(db.session.scalars(_ANSWERED, {"applicant_id": applicant.id}))

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.datastructures import FileStorage
@@ -61,14 +61,20 @@ def org_by_slug(slug: str) -> Org | None:
     return db.session.scalar(select(Org).where(Org.slug == slug.lower()))
 
 
+# Built once: every application and opening page runs it.
+_ORG_AND_OPENING = (
+    select(Org, Opening)
+    .join(Opening, Opening.org_id == Org.id)
+    .where(Org.slug == bindparam("org_slug"), Opening.slug == bindparam("opening_slug"))
+)
+
+
 def org_and_opening(org_slug: str, opening_slug: str) -> tuple[Org, Opening] | None:
     """An opening's page: its org and the opening by their slugs, in one query."""
     if has_control_characters(org_slug) or has_control_characters(opening_slug):
         return None
     row = db.session.execute(
-        select(Org, Opening)
-        .join(Opening, Opening.org_id == Org.id)
-        .where(Org.slug == org_slug.lower(), Opening.slug == opening_slug)
+        _ORG_AND_OPENING, {"org_slug": org_slug.lower(), "opening_slug": opening_slug}
     ).first()
     return (row[0], row[1]) if row else None
 

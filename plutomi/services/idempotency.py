@@ -38,9 +38,10 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from plutomi.extensions import db
@@ -143,11 +144,30 @@ def _wait(api_key_id: int, key: str, digest: str) -> Stored:
         time.sleep(POLL_EVERY)
 
 
-def _insert_new():
-    """INSERT ... ON CONFLICT DO NOTHING, in the dialect's own words."""
-    if db.engine.dialect.name == "postgresql":
-        return postgresql.insert(IdempotencyKey)
-    return sqlite.insert(IdempotencyKey)
+@cache
+def _claiming(dialect: str):
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id, in the dialect's own words; built once
+    per dialect, as every POST with a key runs it."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(IdempotencyKey)
+        .values(
+            api_key_id=bindparam("new_api_key_id"),
+            key=bindparam("new_key"),
+            request_hash=bindparam("new_request_hash"),
+        )
+        # Waits here while a concurrent request holds the same key uncommitted.
+        .on_conflict_do_nothing(index_elements=["api_key_id", "key"])
+        .returning(IdempotencyKey.id)
+    )
+
+
+_KEEP = (
+    update(IdempotencyKey)
+    .where(IdempotencyKey.id == bindparam("row_id"))
+    .values(status=bindparam("new_status"), response=bindparam("new_response"))
+    .execution_options(synchronize_session=False)
+)
 
 
 def claim(api_key: ApiKey, key: str, digest: str) -> Claim | Stored:
@@ -156,11 +176,8 @@ def claim(api_key: ApiKey, key: str, digest: str) -> Claim | Stored:
 
     The row is inserted in the current transaction, which the work's own commit commits."""
     row_id = db.session.scalar(
-        _insert_new()
-        .values(api_key_id=api_key.id, key=key, request_hash=digest)
-        # Waits here while a concurrent request holds the same key uncommitted.
-        .on_conflict_do_nothing(index_elements=["api_key_id", "key"])
-        .returning(IdempotencyKey.id)
+        _claiming(db.engine.dialect.name),
+        {"new_api_key_id": api_key.id, "new_key": key, "new_request_hash": digest},
     )
     if row_id is not None:
         return Claim(row_id)
@@ -175,10 +192,7 @@ def keep(claimed: Claim, status: int, body: Any) -> None:
     """Keep a successful response for repeats, in the current transaction: the caller
     commits it, with the work if the work has not committed yet."""
     db.session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.id == claimed.row_id)
-        .values(status=status, response=body)
-        .execution_options(synchronize_session=False)
+        _KEEP, {"row_id": claimed.row_id, "new_status": status, "new_response": body}
     )
 
 

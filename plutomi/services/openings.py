@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from plutomi.extensions import db
 from plutomi.models import (
@@ -153,15 +153,17 @@ def questions_by_stage(opening: Opening) -> dict[int, list[Question]]:
     return grouped
 
 
+# Built once: every application runs it.
+_STAGE_QUESTIONS = (
+    select(Question)
+    .where(Question.stage_id == bindparam("stage_id"), Question.archived_at.is_(None))
+    .order_by(Question.position, Question.id)
+)
+
+
 def stage_questions(stage: Stage) -> list[Question]:
     """The questions a stage asks now, in order (archived ones stay only for old answers)."""
-    return list(
-        db.session.scalars(
-            select(Question)
-            .where(Question.stage_id == stage.id, Question.archived_at.is_(None))
-            .order_by(Question.position, Question.id)
-        )
-    )
+    return list(db.session.scalars(_STAGE_QUESTIONS, {"stage_id": stage.id}))
 
 
 def _has_answers(question: Question) -> bool:
