@@ -120,10 +120,11 @@ def test_the_application_form_and_its_schema(app, client, make_org, make_opening
 def test_an_application_is_a_fixed_number_of_statements(
     app, client, make_org, make_opening, backend
 ):
-    """Applying reads the org and opening together, the stages with their rules, the first
-    stage's questions, the duplicate check and the column's last rank, then writes each kind
-    of row once (answers in one statement, however many) and commits: nothing is reloaded.
-    An org without webhook endpoints is not searched for them (its row says it has none)."""
+    """Applying reads the org, the opening, its stages and their rules in one statement, then
+    the first stage's questions and the column's last rank, then writes each kind of row once
+    (answers in one statement, however many) and commits: nothing is reloaded, and a repeat
+    is left to the unique index. An org without webhook endpoints is not searched for them
+    (its row says it has none)."""
     if backend != "postgres":
         pytest.skip("SQLite, in-process, is sent rows one statement each: no round trips")
     org = make_org("Acme", slug="acme")
@@ -143,7 +144,7 @@ def test_an_application_is_a_fixed_number_of_statements(
     add_questions(opening.stages[0], 3)
     few = apply(1)
     add_questions(opening.stages[0], 27)
-    assert apply(2) == few <= 10
+    assert apply(2) == few <= 8, few
 
 
 def test_the_schema_does_not_query_per_stage(app, client, make_org, make_opening):
@@ -220,3 +221,39 @@ def test_the_api_reads_an_applicant_and_lists_openings_in_fixed_statements(
     assert many == few
     # The key, then the applicant with its opening and stage in one query, then its answers.
     assert few[0] <= 3, few
+
+
+def test_an_api_creation_reads_back_nothing_it_wrote(
+    app, make_org, make_opening, make_question, make_api_key, backend
+):
+    """Creating an applicant through the API reads the key, the opening with its stages and
+    rules in one statement, the first stage's questions and the column's last rank; its
+    answer shows the answers as stored (a number as a number) without reading them back."""
+    if backend != "postgres":
+        pytest.skip("SQLite, in-process, is sent rows one statement each: no round trips")
+    org = make_org()
+    _, token = make_api_key(org)
+    opening = make_opening(org, stages=("Apply", "Documents"))
+    stage = opening.stages[0]
+    make_question(stage, "town")
+    make_question(stage, "years", QuestionType.NUMBER)
+    make_question(stage, "notes", QuestionType.LONG_TEXT)
+    db.session.commit()
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "create-1"}
+    body = {
+        "name": "Ada",
+        "email": "ada@example.com",
+        "answers": {"years": "7", "town": " Leeds ", "notes": ""},
+    }
+    client.get("/api/v1/openings", headers=headers)  # the key's last use is written once
+    with statements(app) as seen:
+        response = client.post(
+            f"/api/v1/openings/{opening.public_id}/applicants", json=body, headers=headers
+        )
+    assert response.status_code == 201, response.text
+    assert response.json["answers"] == {"town": "Leeds", "years": 7}
+    assert not [sql for sql in seen if "FROM answers" in sql]
+    assert len(seen) <= 11, seen
+    stored = client.get(f"/api/v1/applicants/{response.json['id']}", headers=headers)
+    assert stored.json["answers"] == response.json["answers"]

@@ -205,7 +205,9 @@ def get_opening(opening_id: str):
 @bp.post("/openings/<pid:opening_id>/applicants")
 @posting
 def create_applicant(body: dict[str, Any], opening_id: str):
-    opening = applications.with_stages(_opening(opening_id))
+    opening = applications.opening_with_stages(
+        current_key().org_id, opening_id, "No such opening in this org."
+    )
     name, email, given = schemas.new_applicant(body)
     if not applications.is_taking_applications(opening) or not opening.stages:
         raise ApiError(
@@ -240,8 +242,12 @@ def create_applicant(body: dict[str, Any], opening_id: str):
             code="duplicate",
             details={"applicant_id": applicant.public_id},
         )
-    # As written: a move by a rule left them as its UPDATE wrote them (no _reread needed).
-    return schemas.applicant(applicant), 201
+    # As written: a move by a rule left them as its UPDATE wrote them (no _reread needed),
+    # and their answers are the values sent, as clean() stored them (a blank one is not).
+    sent = dict(values)
+    written = {q.key: answers.clean(q, sent[q]) for q in questions if q in sent}
+    given = {key: value for key, value in written.items() if value is not None}
+    return schemas.applicant(applicant, given), 201
 
 
 # --- applicants -------------------------------------------------------------------------------

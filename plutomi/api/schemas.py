@@ -243,7 +243,9 @@ def opening_detail(row: Opening) -> dict[str, Any]:
     }
 
 
-def applicant(row: Applicant) -> dict[str, Any]:
+def applicant(row: Applicant, given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An applicant as the API shows it; given: their answers by key, when the caller knows
+    them already (it just wrote them), else read."""
     return {
         "id": row.public_id,
         "name": row.name,
@@ -255,7 +257,7 @@ def applicant(row: Applicant) -> dict[str, Any]:
         "entered_stage_at": when(row.entered_stage_at),
         "stage_completed_at": when(row.stage_completed_at),
         "created_at": when(row.created_at),
-        "answers": answers.values_by_key(row.id),
+        "answers": answers.values_by_key(row.id) if given is None else given,
     }
 
 

@@ -141,8 +141,6 @@ def _form_page(org, opening, values=None, errors=None, status=200, preview=False
 @bp.route("/jobs/<org_slug>/<opening_slug>", methods=["GET", "POST"])
 def opening(org_slug: str, opening_slug: str):
     org, row = _opening_or_404(org_slug, opening_slug)
-    if request.method == "POST":
-        applications.with_stages(row)
     if not applications.is_taking_applications(row) or not row.stages:
         return _unavailable(org, row)
     if request.method == "GET":

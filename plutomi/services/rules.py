@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     ARRAY,
     Integer,
+    Select,
     and_,
     any_,
     bindparam,
@@ -52,6 +53,7 @@ from plutomi.models import (
     ApplicantStatus,
     EmailTemplate,
     Event,
+    Opening,
     Question,
     Rule,
     Stage,
@@ -128,9 +130,27 @@ def stages_with_rules(opening_id: int) -> list[Stage]:
     """The opening's stages in order, with the enabled rules of each read in the same query
     and kept for this transaction: a move found its stages and runs the rules of the one it
     enters without another round trip."""
+    return keep_stages(db.session.execute(_STAGES_WITH_RULES, {"opening_id": opening_id}))
+
+
+def joined_stages(query: Select) -> Select:
+    """query, of an opening, joined with the opening's stages and their enabled rules in
+    order: each row ends with a (stage, rule) pair for keep_stages(), None where missing."""
+    return (
+        query.outerjoin(Stage, Stage.opening_id == Opening.id)
+        .outerjoin(Rule, and_(Rule.stage_id == Stage.id, Rule.enabled.is_(True)))
+        .order_by(Stage.position, Stage.id, Rule.position, Rule.id)
+    )
+
+
+def keep_stages(pairs: Iterable[tuple[Stage | None, Rule | None]]) -> list[Stage]:
+    """The stages of (stage, rule) rows in their order, each one's rules kept for this
+    transaction (stage_rules() then reads them without a query)."""
     stages: dict[int, Stage] = {}
     cache = _cache().setdefault("stage", {})
-    for stage, rule in db.session.execute(_STAGES_WITH_RULES, {"opening_id": opening_id}):
+    for stage, rule in pairs:
+        if stage is None:
+            continue
         if stage.id not in stages:
             stages[stage.id] = stage
             cache[stage.id] = []
