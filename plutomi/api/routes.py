@@ -205,7 +205,7 @@ def get_opening(opening_id: str):
 @bp.post("/openings/<pid:opening_id>/applicants")
 @posting
 def create_applicant(body: dict[str, Any], opening_id: str):
-    opening = applications.opening_with_stages(
+    opening = rules.opening_with_stages(
         current_key().org_id, opening_id, "No such opening in this org."
     )
     name, email, given = schemas.new_applicant(body)

@@ -31,7 +31,7 @@ from plutomi.models import Applicant, BulkAction, Opening, Role, Stage
 from plutomi.models.base import PUBLIC_ID_LENGTH, is_public_id
 from plutomi.services import board as boards
 from plutomi.services import bulk, moves, rules
-from plutomi.services.errors import Invalid, ServiceError, Throttled
+from plutomi.services.errors import Invalid, NotFound, ServiceError, Throttled
 from plutomi.tenancy import current_membership, org_required
 
 bp = Blueprint("board", __name__)
@@ -83,6 +83,15 @@ bp.add_app_template_global(bulk.progress, "bulk_percent")
 
 def _opening(opening_id: str) -> Opening:
     return tenancy.get_or_404(Opening, opening_id)
+
+
+def _opening_with_stages(opening_id: str) -> Opening:
+    """The opening with its stages and their enabled rules (a move runs those of the stage it
+    enters), in one query."""
+    try:
+        return rules.opening_with_stages(tenancy.current_org().id, opening_id, "")
+    except NotFound:
+        abort(404)
 
 
 def _of_opening(model: type[T], public_id: str, opening: Opening) -> T:
@@ -212,12 +221,12 @@ def _columns_response(
 @bp.post("/openings/<pid:opening_id>/board/move")
 @org_required()
 def move(opening_id: str):
-    opening = _opening(opening_id)
+    opening = _opening_with_stages(opening_id)
     f, _ = _filter(opening, request.form)
     form = request.form
     applicant_id = form.get("applicant", "")
     version = form.get("version", type=int)
-    stages = rules.stages_with_rules(opening.id)
+    stages = opening.stages
     try:
         moved = moves.move(
             current_membership(),

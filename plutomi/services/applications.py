@@ -13,7 +13,6 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.datastructures import FileStorage
 
 from plutomi import ranks
@@ -31,9 +30,8 @@ from plutomi.models import (
     Stage,
     utcnow,
 )
-from plutomi.models.base import is_public_id
 from plutomi.services import answers, moves, openings, rules
-from plutomi.services.errors import Invalid, InvalidFields, NotFound
+from plutomi.services.errors import Invalid, InvalidFields
 from plutomi.services.events import Actor, record_applicant
 from plutomi.services.fields import clean_name, has_control_characters, normalize_email
 from plutomi.services.mail import queue_email
@@ -64,25 +62,13 @@ def org_by_slug(slug: str) -> Org | None:
     return db.session.scalar(select(Org).where(Org.slug == slug.lower()))
 
 
-# Built once, as every application and opening page runs one of them: the opening with its
+# Built once, as every application and opening page runs it: the org and the opening with its
 # stages and their enabled rules (applying runs the first stage's), in one query.
 _ORG_AND_OPENING = rules.joined_stages(
     select(Org, Opening, Stage, Rule)
     .join(Opening, Opening.org_id == Org.id)
     .where(Org.slug == bindparam("org_slug"), Opening.slug == bindparam("opening_slug"))
 )
-_OPENING_OF_ORG = rules.joined_stages(
-    select(Opening, Stage, Rule).where(
-        Opening.org_id == bindparam("org_id"), Opening.public_id == bindparam("public_id")
-    )
-)
-
-
-def _with_stages(rows: list) -> Opening:
-    """The opening of rows of (..., opening, stage, rule), its stages set from them."""
-    opening = rows[0][-3]
-    set_committed_value(opening, "stages", rules.keep_stages(row[-2:] for row in rows))
-    return opening
 
 
 def org_and_opening(org_slug: str, opening_slug: str) -> tuple[Org, Opening] | None:
@@ -92,18 +78,7 @@ def org_and_opening(org_slug: str, opening_slug: str) -> tuple[Org, Opening] | N
     rows = db.session.execute(
         _ORG_AND_OPENING, {"org_slug": org_slug.lower(), "opening_slug": opening_slug}
     ).all()
-    return (rows[0][0], _with_stages(rows)) if rows else None
-
-
-def opening_with_stages(org_id: int, public_id: str, message: str) -> Opening:
-    """The org's opening of that public id, with its stages; NotFound(message) when there is
-    none (a malformed id never reaches the database)."""
-    rows = []
-    if is_public_id(public_id):
-        rows = db.session.execute(_OPENING_OF_ORG, {"org_id": org_id, "public_id": public_id}).all()
-    if not rows:
-        raise NotFound(message)
-    return _with_stages(rows)
+    return (rows[0][0], rules.with_kept_stages(rows)) if rows else None
 
 
 def is_taking_applications(opening: Opening) -> bool:

@@ -44,6 +44,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from plutomi import ranks
 from plutomi.extensions import db
@@ -62,8 +63,9 @@ from plutomi.models import (
     Trigger,
     utcnow,
 )
-from plutomi.models.base import UTCDateTime
+from plutomi.models.base import UTCDateTime, is_public_id
 from plutomi.services import conditions, moves, webhooks
+from plutomi.services.errors import NotFound
 from plutomi.services.events import Actor, record_applicant
 from plutomi.services.lookups import among
 
@@ -117,22 +119,6 @@ def stage_rules(stage_id: int) -> list[Rule]:
     return cache[stage_id]
 
 
-# Built once (every move and application runs it): building a join cost about what running it did.
-_STAGES_WITH_RULES = (
-    select(Stage, Rule)
-    .outerjoin(Rule, and_(Rule.stage_id == Stage.id, Rule.enabled.is_(True)))
-    .where(Stage.opening_id == bindparam("opening_id"))
-    .order_by(Stage.position, Stage.id, Rule.position, Rule.id)
-)
-
-
-def stages_with_rules(opening_id: int) -> list[Stage]:
-    """The opening's stages in order, with the enabled rules of each read in the same query
-    and kept for this transaction: a move found its stages and runs the rules of the one it
-    enters without another round trip."""
-    return keep_stages(db.session.execute(_STAGES_WITH_RULES, {"opening_id": opening_id}))
-
-
 def joined_stages(query: Select) -> Select:
     """query, of an opening, joined with the opening's stages and their enabled rules in
     order: each row ends with a (stage, rule) pair for keep_stages(), None where missing."""
@@ -141,6 +127,34 @@ def joined_stages(query: Select) -> Select:
         .outerjoin(Rule, and_(Rule.stage_id == Stage.id, Rule.enabled.is_(True)))
         .order_by(Stage.position, Stage.id, Rule.position, Rule.id)
     )
+
+
+def with_kept_stages(rows: list) -> Opening:
+    """The opening of joined_stages() rows (..., opening, stage, rule), its stages set from
+    them."""
+    opening = rows[0][-3]
+    set_committed_value(opening, "stages", keep_stages(row[-2:] for row in rows))
+    return opening
+
+
+# Built once: every API creation and board move runs it.
+_OPENING_OF_ORG = joined_stages(
+    select(Opening, Stage, Rule).where(
+        Opening.org_id == bindparam("org_id"), Opening.public_id == bindparam("public_id")
+    )
+)
+
+
+def opening_with_stages(org_id: int, public_id: str, message: str) -> Opening:
+    """The org's opening of that public id with its stages, their rules kept for this
+    transaction, in one query; NotFound(message) when there is none (a malformed id never
+    reaches the database)."""
+    rows = []
+    if is_public_id(public_id):
+        rows = db.session.execute(_OPENING_OF_ORG, {"org_id": org_id, "public_id": public_id}).all()
+    if not rows:
+        raise NotFound(message)
+    return with_kept_stages(rows)
 
 
 def keep_stages(pairs: Iterable[tuple[Stage | None, Rule | None]]) -> list[Stage]:
