@@ -13,9 +13,11 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    CompoundSelect,
     Integer,
     String,
     Text,
@@ -245,15 +247,11 @@ _NO_STRING = cast(null(), String)
 _NO_TEXT = cast(null(), Text)
 _ANSWER_TEXT = cast(Answer.value, Text)
 
-_DRESSINGS: dict[tuple[str, bool], Any] = {}
 
-
-def _dressing(dialect: str, with_answers: bool):
+@cache
+def _dressing(dialect: str, with_answers: bool) -> CompoundSelect:
     """dress()'s query, built once per dialect and shape: building it for every page of cards
     (its parts, their cache key) cost as much as running it."""
-    key = (dialect, with_answers)
-    if key in _DRESSINGS:
-        return _DRESSINGS[key]
     lower = func.lower(Applicant.name)
     parts = [
         select(
@@ -294,8 +292,7 @@ def _dressing(dialect: str, with_answers: bool):
                 among_param(Answer.question_id, "questions"),
             )
         )
-    _DRESSINGS[key] = union_all(*parts).order_by("kind", "applicant_id", "text")
-    return _DRESSINGS[key]
+    return union_all(*parts).order_by("kind", "applicant_id", "text")
 
 
 def dress(opening: Opening, cards: list[Card], card_questions: list[Question]) -> list[Card]:
