@@ -263,20 +263,20 @@ def _dressing(dialect: str, with_answers: bool) -> CompoundSelect:
         )
         .where(
             Applicant.org_id == bindparam("org_id"),
-            among_param(Applicant.email, "emails"),
+            among_param(Applicant.email, "emails", dialect),
             Applicant.opening_id != bindparam("opening_id"),
         )
         .distinct(),
         select(literal("name"), _NO_ID, _NO_ID, lower, _NO_TEXT)
         .where(
             Applicant.opening_id == bindparam("opening_id"),
-            among_param(lower, "names", String()),
+            among_param(lower, "names", dialect, String()),
         )
         .group_by(lower)
         .having(func.count() > 1),
         select(literal("tag"), ApplicantTag.applicant_id, _NO_ID, ApplicantTag.tag, _NO_TEXT).where(
             ApplicantTag.org_id == bindparam("org_id"),
-            among_param(ApplicantTag.applicant_id, "ids"),
+            among_param(ApplicantTag.applicant_id, "ids", dialect),
         ),
     ]
     if with_answers:
@@ -288,8 +288,8 @@ def _dressing(dialect: str, with_answers: bool) -> CompoundSelect:
                 _NO_STRING,
                 _ANSWER_TEXT,
             ).where(
-                among_param(Answer.applicant_id, "ids"),
-                among_param(Answer.question_id, "questions"),
+                among_param(Answer.applicant_id, "ids", dialect),
+                among_param(Answer.question_id, "questions", dialect),
             )
         )
     return union_all(*parts).order_by("kind", "applicant_id", "text")

@@ -32,15 +32,20 @@ def among(column: Any, values: Iterable[Any], type_: TypeEngine | None = None) -
     statement with up to 50 parameters once and caches it, but re-parses one with an IN list
     expanded to a parameter per value on every execution (and the server plans it afresh).
     type_: the values' type, when the column's own is not known (a function of a column)."""
-    values = list(values)
-    if db.engine.dialect.name == "postgresql":
-        return column == any_(bindparam(None, values, type_=ARRAY(type_ or column.type)))
-    return column.in_(values)
+    return _among(column, db.engine.dialect.name, None, type_, value=list(values))
 
 
-def among_param(column: Any, name: str, type_: TypeEngine | None = None) -> ColumnElement:
-    """among() for a statement built once: the values come with each execution, as the
-    parameter `name` (a list)."""
-    if db.engine.dialect.name == "postgresql":
-        return column == any_(bindparam(name, type_=ARRAY(type_ or column.type)))
-    return column.in_(bindparam(name, expanding=True))
+def among_param(
+    column: Any, name: str, dialect: str, type_: TypeEngine | None = None
+) -> ColumnElement:
+    """among() for a statement built once for `dialect`: the values come with each
+    execution, as the parameter `name` (a list)."""
+    return _among(column, dialect, name, type_)
+
+
+def _among(
+    column: Any, dialect: str, name: str | None, type_: TypeEngine | None, **value: Any
+) -> ColumnElement:
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(type_ or column.type), **value))
+    return column.in_(bindparam(name, expanding=True, **value))

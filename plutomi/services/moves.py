@@ -98,7 +98,7 @@ def _column(*, last: bool = False, excluding: bool = False) -> Select:
     applicant `excluding_id` when `excluding`, as one step along the board index. ORDER BY ...
     LIMIT 1 rather than min() or max(): the planner walks the index for it even when its
     statistics are stale (a fresh stage), where an aggregate may count the whole stage.
-    Built once per shape, as every statement of a move is: building one cost about what the
+    Built once per shape, as a move's bounds and UPDATE are: building one cost about what the
     database took to run it."""
     query = select(Applicant.rank).where(
         Applicant.stage_id == bindparam("stage_id"), Applicant.status == ApplicantStatus.ACTIVE
