@@ -20,13 +20,15 @@ from html import escape
 from flask import Flask, abort, jsonify, redirect, request
 from sqlalchemy import create_engine, text
 
+import plutomi.pool  # noqa: F401  connections pinged only after idling, as Plutomi's are
+
 _ALPHABET = string.ascii_lowercase + string.digits
 
 app = Flask(__name__)
 _url = os.environ["DATABASE_URL"]
 if _url.startswith("postgresql://"):
     _url = "postgresql+psycopg://" + _url[len("postgresql://") :]
-engine = create_engine(_url, pool_pre_ping=True)
+engine = create_engine(_url)
 
 # The board's queries: the org by slug, then its published, unarchived openings, newest first
 # (Plutomi caps the board at 200 rows: applications.BOARD_LIMIT).

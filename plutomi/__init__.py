@@ -48,9 +48,10 @@ def register_extensions(app: Flask) -> None:
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from plutomi import mailer, webhook_delivery  # noqa: F401  register the outbox senders
-    from plutomi.extensions import csrf, db, htmx, login_manager, migrate, queues
+    from plutomi.extensions import commit_reads, csrf, db, htmx, login_manager, migrate, queues
 
     db.init_app(app)
+    app.teardown_appcontext(commit_reads)  # runs before Flask-SQLAlchemy's, which closes
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     htmx.init_app(app)

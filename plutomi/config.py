@@ -79,7 +79,6 @@ def from_environment(instance_path: Path) -> dict:
         # The token is bound to the session; boards stay open all day, so no hourly expiry.
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_HEADERS": ["X-CSRFToken"],
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "INVITE_TTL": timedelta(days=7),
         "PASSWORD_RESET_TTL": timedelta(hours=1),
         # How long an applicant's emailed link to their application keeps working.

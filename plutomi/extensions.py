@@ -14,6 +14,8 @@ from htmx_flask import Htmx
 from sqlalchemy import Engine, MetaData, event
 from sqlalchemy.orm import DeclarativeBase, Session
 
+from plutomi import pool  # noqa: F401  pooled connections pinged only after sitting idle
+
 # Named constraints so Alembic migrations can drop and alter them on every database.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -49,6 +51,45 @@ def commit_keeping_loaded() -> None:
     transaction changed none of it (or expired what it changed) and reads it right after."""
     with keeping_loaded() as session:
         session.commit()
+
+
+# --- read-only transactions end with COMMIT ----------------------------------------------
+# A request's reads run in a transaction that nothing commits; closing the session would roll
+# it back. psycopg forgets its prepared statements at every ROLLBACK (a rolled-back DDL could
+# have changed what they refer to) and deallocates them on the server, so no statement of a
+# request was ever prepared: PostgreSQL parsed and planned each one anew. A transaction that
+# sent nothing but SELECTs ends the same with COMMIT, and keeps them.
+
+_WROTE = "plutomi_wrote"
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _note_writes(conn, cursor, statement, parameters, context, executemany) -> None:
+    if statement.lstrip()[:6].upper() != "SELECT":
+        conn.info[_WROTE] = True
+
+
+@event.listens_for(Engine, "commit")
+@event.listens_for(Engine, "rollback")
+def _forget_writes(conn) -> None:
+    if not conn.invalidated:  # an invalidated connection's record is discarded anyway
+        conn.info.pop(_WROTE, None)
+
+
+def commit_reads(exc: BaseException | None) -> None:
+    """At the end of an app context: commit the session's transaction if it only read (and
+    nothing failed), where closing the session would roll it back."""
+    if exc is not None or not db.session.registry.has():
+        return
+    session = db.session()
+    if session.new or session.dirty or session.deleted:
+        return
+    if not session.in_transaction() or session.connection().info.get(_WROTE):
+        return
+    try:
+        session.commit()
+    except Exception:
+        session.rollback()
 
 
 @event.listens_for(Engine, "connect")

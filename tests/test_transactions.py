@@ -1,0 +1,55 @@
+"""How an app context's transaction ends (plutomi.extensions.commit_reads): one that only read
+is committed, so psycopg keeps its prepared statements; one that wrote and was not committed,
+or whose context failed, is rolled back as before."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text, update
+
+from plutomi.extensions import db
+from plutomi.models import Opening
+
+
+def _prepared(app) -> int:
+    with app.app_context():
+        return db.session.scalar(text("SELECT count(*) FROM pg_prepared_statements"))
+
+
+def test_reads_stay_prepared_from_one_request_to_the_next(app, make_org, make_opening):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite prepares nothing on a server")
+    opening = make_opening(make_org())
+    db.engine.dispose()  # one fresh connection, reused by each context below
+    # psycopg prepares a statement at its fifth run on a connection; a ROLLBACK forgets them.
+    for _ in range(6):
+        with app.app_context():
+            assert db.session.scalar(select(Opening.name).where(Opening.id == opening.id))
+    assert _prepared(app) >= 1
+
+
+def test_a_write_left_uncommitted_is_rolled_back(app, make_org, make_opening):
+    opening = make_opening(make_org(), name="Before")
+    with app.app_context():
+        db.session.execute(update(Opening).where(Opening.id == opening.id).values(name="After"))
+        assert db.session.scalar(select(Opening.name).where(Opening.id == opening.id)) == "After"
+    with app.app_context():
+        assert db.session.scalar(select(Opening.name).where(Opening.id == opening.id)) == "Before"
+
+
+def test_a_pending_change_is_never_flushed_by_the_end_of_a_request(app, make_org, make_opening):
+    opening = make_opening(make_org(), name="Before")
+    with app.app_context():
+        db.session.get(Opening, opening.id).name = "After"
+    with app.app_context():
+        assert db.session.scalar(select(Opening.name).where(Opening.id == opening.id)) == "Before"
+
+
+def test_a_failed_request_is_rolled_back(app, make_org, make_opening):
+    opening = make_opening(make_org(), name="Before")
+    with pytest.raises(RuntimeError), app.app_context():
+        db.session.get(Opening, opening.id).name = "After"
+        db.session.flush()
+        raise RuntimeError("the view failed")
+    with app.app_context():
+        assert db.session.scalar(select(Opening.name).where(Opening.id == opening.id)) == "Before"
