@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from plutomi.extensions import db
-from plutomi.models import Applicant, BulkAction, Membership, Role, Trigger
+from plutomi.models import Applicant, BulkAction, Membership, Role, Stage, Trigger
 from plutomi.services import bulk, moves
 from tests.conftest import owner_membership, owner_of
 from tests.test_applicant_page import counting_queries
@@ -92,6 +92,37 @@ def test_a_drop_answers_with_the_card_and_both_counts(client, world):
     assert re.search(rf'id="count-{applied.public_id}" data-count="3"[^>]*hx-swap-oob', html)
     assert re.search(rf'id="count-{review.public_id}" data-count="1"[^>]*hx-swap-oob', html)
     assert column(review) == ["Person 002"]
+
+
+def test_every_count_a_move_answers_with_is_the_column_after_it(client, world):
+    """The counts come from the stages' counters, read with the applicant before the move and
+    adjusted by it: across and within columns, into an empty stage and back."""
+    _, opening, people = world
+    applied, review, hired = opening.stages
+    url = f"{board_url(opening)}/move"
+    drops = [
+        (people[0], review, {}),
+        (people[1], review, {"after": people[0].public_id}),
+        (people[0], review, {"after": people[1].public_id}),  # a reorder: one count
+        (people[2], hired, {}),
+        (people[1], applied, {"before": people[3].public_id}),
+        (people[2], review, {"before": people[0].public_id}),
+    ]
+    for person, stage, where in drops:
+        html = client.post(
+            url, data={"applicant": person.public_id, "stage": stage.public_id} | where, headers=HX
+        ).text
+        shown = dict(re.findall(r'id="count-(\w+)" data-count="(\d+)"[^>]*hx-swap-oob', html))
+        assert stage.public_id in shown and 1 <= len(shown) <= 2, html
+        for stage_id, count in shown.items():
+            real = db.session.scalar(
+                select(func.count())
+                .select_from(Applicant)
+                .join(Stage, Stage.id == Applicant.stage_id)
+                .where(Applicant.status == "active", Stage.public_id == stage_id)
+            )
+            assert int(count) == real, (person.name, stage.name, stage_id)
+    assert column(review) == ["Person 002", "Person 000"]
 
 
 def test_a_cards_menu_lists_the_stages_with_the_version_the_board_showed(client, world):
@@ -282,7 +313,9 @@ def test_the_board_costs_the_same_queries_for_more_stages_and_cards(client, worl
         assert client.get(small_url).status_code == 200
     with counting_queries() as many:
         assert client.get(big_url).status_code == 200
-    assert len(many) == len(few) <= 9
+    # The session; the opening with its stages and board questions; the counts, the first
+    # pages, their dressing, the live cursor and the org's tags.
+    assert len(many) == len(few) <= 7
 
 
 def test_a_move_reads_only_what_its_answer_needs(client, world):
@@ -297,12 +330,14 @@ def test_a_move_reads_only_what_its_answer_needs(client, world):
     # it leaves, the rules entering it runs and the menu's list. No reload after the commit.
     assert len(reads_of_stages) == 1, reads_of_stages
     assert reads_of_stages[0].lstrip().startswith("SELECT openings."), reads_of_stages
-    # The session with the member and their orgs, the opening with its stages and rules, its
-    # board questions, the applicant, the top of the column; the UPDATE and the event (the
-    # org's row says it has no webhook endpoints to look up); then the two counts, the card,
-    # and in one query its duplicate flag, answers and tags. Nothing is read again after the
-    # commit.
-    assert len(statements) <= 9, statements
+    # The session with the member and their orgs; the opening with its stages, their rules
+    # and its board questions; the applicant with both stages' counters and the top of the
+    # column; the UPDATE and the event (the org's row says it has no webhook endpoints to look
+    # up); then, in one query, the card's duplicate flag, answers and tags. Nothing is read
+    # again after the commit, and the counts come from the counters read before the move.
+    assert len(statements) <= 6, statements
+    assert not [s for s in statements if "FROM stage_counts" in s and "moved" not in s]
+    assert not [s for s in statements if "FROM questions" in s and "openings" not in s]
 
 
 def test_a_drop_that_a_rule_moves_on_redraws_where_the_card_went(client, world, make_rule):

@@ -30,7 +30,7 @@ from plutomi.htmx import trigger
 from plutomi.models import Applicant, BulkAction, Opening, Role, Stage
 from plutomi.models.base import PUBLIC_ID_LENGTH, is_public_id
 from plutomi.services import board as boards
-from plutomi.services import bulk, moves, rules
+from plutomi.services import bulk, moves
 from plutomi.services.errors import Invalid, NotFound, ServiceError, Throttled
 from plutomi.tenancy import current_membership, org_required
 
@@ -85,13 +85,15 @@ def _opening(opening_id: str) -> Opening:
     return tenancy.get_or_404(Opening, opening_id)
 
 
-def _opening_with_stages(opening_id: str) -> Opening:
-    """The opening with its stages and their enabled rules (a move runs those of the stage it
-    enters), in one query."""
+def _board_opening(opening_id: str) -> Opening:
+    """The opening with its stages (and their enabled rules: a move runs those of the stage
+    it enters) and its board questions, kept on `g` for the rest of the request, in one
+    query."""
     try:
-        return rules.opening_with_stages(tenancy.current_org().id, opening_id, "")
+        opening, g.board_questions = boards.board_opening(tenancy.current_org().id, opening_id)
     except NotFound:
         abort(404)
+    return opening
 
 
 def _of_opening(model: type[T], public_id: str, opening: Opening) -> T:
@@ -105,7 +107,8 @@ def _of_opening(model: type[T], public_id: str, opening: Opening) -> T:
 def _filter(opening: Opening, args=None) -> tuple[boards.BoardFilter, dict[str, str]]:
     """The board filter of the request, or the default one and the error next to its field.
     The opening's board questions are kept on `g` for the rest of the request."""
-    g.board_questions = boards.board_questions(opening)
+    if "board_questions" not in g:
+        g.board_questions = boards.board_questions(opening)
     try:
         f = boards.parse_filter(args if args is not None else request.args, g.board_questions[1])
         return f, {}
@@ -114,7 +117,7 @@ def _filter(opening: Opening, args=None) -> tuple[boards.BoardFilter, dict[str, 
 
 
 def _board(opening: Opening, f: boards.BoardFilter) -> boards.Board:
-    return boards.board(opening, f, questions=g.get("board_questions"))
+    return boards.board(opening, f, questions=g.get("board_questions"), stages=opening.stages)
 
 
 def _render_board(opening: Opening, f: boards.BoardFilter, errors: dict[str, str], status=200):
@@ -143,7 +146,7 @@ def _tags() -> list[str]:
 @bp.get("/openings/<pid:opening_id>/board")
 @org_required()
 def show(opening_id: str):
-    opening = _opening(opening_id)
+    opening = _board_opening(opening_id)
     f, errors = _filter(opening)
     return _render_board(opening, f, errors, 422 if errors else 200)
 
@@ -221,7 +224,7 @@ def _columns_response(
 @bp.post("/openings/<pid:opening_id>/board/move")
 @org_required()
 def move(opening_id: str):
-    opening = _opening_with_stages(opening_id)
+    opening = _board_opening(opening_id)
     f, _ = _filter(opening, request.form)
     form = request.form
     applicant_id = form.get("applicant", "")
@@ -254,7 +257,8 @@ def move(opening_id: str):
     touched = list(
         {moved.from_stage.id: moved.from_stage, moved.to_stage.id: moved.to_stage}.values()
     )
-    counts = boards.counts([stage.id for stage in touched], f)
+    # The move read both counters; a filtered board counts what matches the filter.
+    counts = moved.counts if not f.is_set else boards.counts([s.id for s in touched], f)
     card_questions, _ = g.board_questions
     return render_template(
         "board/_moved.html",

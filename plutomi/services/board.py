@@ -43,12 +43,15 @@ from plutomi.models import (
     Opening,
     Question,
     QuestionType,
+    Rule,
     Stage,
     StageCount,
     utcnow,
 )
+from plutomi.models.base import is_public_id
+from plutomi.services import rules
 from plutomi.services.applicants import duration, format_value
-from plutomi.services.errors import Invalid
+from plutomi.services.errors import Invalid, NotFound
 from plutomi.services.lookups import among_param
 from plutomi.services.openings import CARD_ANSWERS, stages_of
 
@@ -377,29 +380,55 @@ class Board:
         return [column.stage for column in self.columns]
 
 
+# The questions a board may use: those picked for cards and those it can filter on.
+_ON_BOARD = or_(Question.show_on_card.is_(True), Question.type.in_(FILTERABLE))
+
 # Built once, as the other statements every board and move runs: building one cost about what
 # the database took to run it.
 _BOARD_QUESTIONS = (
     select(Question)
     .join(Stage, Stage.id == Question.stage_id)
     .where(
-        Question.opening_id == bindparam("opening_id"),
-        Question.archived_at.is_(None),
-        or_(Question.show_on_card.is_(True), Question.type.in_(FILTERABLE)),
+        Question.opening_id == bindparam("opening_id"), Question.archived_at.is_(None), _ON_BOARD
     )
     .order_by(Stage.position, Question.position, Question.id)
+)
+_BOARD_OPENING = rules.joined_stages(
+    select(Opening, Stage, Rule, Question).where(
+        Opening.org_id == bindparam("org_id"), Opening.public_id == bindparam("public_id")
+    ),
+    _ON_BOARD,
 )
 _STAGE_COUNTS = select(StageCount.stage_id, StageCount.active).where(
     StageCount.stage_id.in_(bindparam("stage_ids", expanding=True))
 )
 
 
+def _picked(questions: Iterable[Question]) -> tuple[list[Question], list[Question]]:
+    questions = list(questions)
+    on_cards = [question for question in questions if question.show_on_card][:CARD_ANSWERS]
+    return on_cards, [question for question in questions if question.type in FILTERABLE]
+
+
 def board_questions(opening: Opening) -> tuple[list[Question], list[Question]]:
     """The questions picked for cards (at most three) and the choice questions the board can
     filter on, from one query."""
-    questions = list(db.session.scalars(_BOARD_QUESTIONS, {"opening_id": opening.id}))
-    on_cards = [question for question in questions if question.show_on_card][:CARD_ANSWERS]
-    return on_cards, [question for question in questions if question.type in FILTERABLE]
+    return _picked(db.session.scalars(_BOARD_QUESTIONS, {"opening_id": opening.id}))
+
+
+def board_opening(
+    org_id: int, public_id: str
+) -> tuple[Opening, tuple[list[Question], list[Question]]]:
+    """The org's opening with its stages in order (their enabled rules kept for the
+    transaction: a move runs those of the stage it enters) and its board_questions(), in one
+    statement; NotFound when there is none."""
+    rows = []
+    if is_public_id(public_id):
+        rows = db.session.execute(_BOARD_OPENING, {"org_id": org_id, "public_id": public_id}).all()
+    if not rows:
+        raise NotFound("No such opening.")
+    opening, questions = rules.with_kept_stages_and_questions(rows)
+    return opening, _picked(questions)
 
 
 def counts(stage_ids: list[int], f: BoardFilter) -> dict[int, int]:

@@ -8,16 +8,26 @@ between its neighbours without the column being renumbered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
+from typing import Any
 
-from sqlalchemy import Select, Update, bindparam, select, text, update
+from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, select, text, update
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from plutomi import ranks
 from plutomi.extensions import commit_keeping_loaded, db
-from plutomi.models import ApiKey, Applicant, ApplicantStatus, Membership, Role, Stage, utcnow
+from plutomi.models import (
+    ApiKey,
+    Applicant,
+    ApplicantStatus,
+    Membership,
+    Role,
+    Stage,
+    StageCount,
+    utcnow,
+)
 from plutomi.models.base import UTCDateTime, is_public_id
 from plutomi.services import rules, throttle
 from plutomi.services.errors import Conflict, Invalid, NotFound
@@ -39,6 +49,9 @@ class Moved:
     to_stage: Stage
     # A rule of to_stage moved the applicant on at once (they are elsewhere now).
     moved_on: bool = False
+    # The active cards of from_stage and to_stage after the move, where the move read their
+    # counters (a move by id does, in the statement that reads the applicant).
+    counts: dict[int, int] | None = None
 
     @property
     def changed_stage(self) -> bool:
@@ -50,17 +63,24 @@ def get_applicant(actor: Membership, applicant_id: str) -> Applicant:
     return by_public_id(scope, Applicant, applicant_id, "No such applicant in this org.")
 
 
-def _target_stage(applicant: Applicant, stage_id: str, stages: list[Stage] | None = None) -> Stage:
+def _target_stage(
+    org_id: int, stage_id: str, stages: list[Stage] | None = None, opening_id: int | None = None
+) -> Stage:
     """The stage a move goes to. `stages`: the opening's, when the caller has read them; a
-    stage not among them is looked up, to say why it cannot be the target."""
+    stage not among them is looked up in the org, to say why it cannot be the target.
+    `opening_id`: the applicant's opening, where it is known already."""
     for stage in stages or ():
-        if stage.public_id == stage_id and stage.opening_id == applicant.opening_id:
+        if stage.public_id == stage_id:
             return stage
-    scope = select(Stage).where(Stage.org_id == applicant.org_id)
+    scope = select(Stage).where(Stage.org_id == org_id)
     stage = by_public_id(scope, Stage, stage_id, "No such stage.")
-    if stage.opening_id != applicant.opening_id:
-        raise Invalid("That stage belongs to another opening.", "stage")
+    if stages or (opening_id is not None and stage.opening_id != opening_id):
+        raise _other_opening()
     return stage
+
+
+def _other_opening() -> Invalid:
+    return Invalid("That stage belongs to another opening.", "stage")
 
 
 def _stale(name: str) -> Conflict:
@@ -92,20 +112,25 @@ def _check_active(applicant: Applicant) -> None:
 # --- ranks ---------------------------------------------------------------------------------
 
 
-@cache
-def _column(*, last: bool = False, excluding: bool = False) -> Select:
+def _first_in_column(*, last: bool, excluding: ColumnElement | None) -> Select:
     """The first (or last) rank among the active cards of the stage `stage_id`, but the
-    applicant `excluding_id` when `excluding`, as one step along the board index. ORDER BY ...
+    applicant `excluding` when given, as one step along the board index. ORDER BY ...
     LIMIT 1 rather than min() or max(): the planner walks the index for it even when its
-    statistics are stale (a fresh stage), where an aggregate may count the whole stage.
-    Built once per shape, as a move's bounds and UPDATE are: building one cost about what the
-    database took to run it."""
+    statistics are stale (a fresh stage), where an aggregate may count the whole stage."""
     query = select(Applicant.rank).where(
         Applicant.stage_id == bindparam("stage_id"), Applicant.status == ApplicantStatus.ACTIVE
     )
-    if excluding:
-        query = query.where(Applicant.id != bindparam("excluding_id"))
+    if excluding is not None:
+        query = query.where(Applicant.id != excluding)
     return query.order_by(Applicant.rank.desc() if last else Applicant.rank).limit(1)
+
+
+@cache
+def _column(*, last: bool = False, excluding: bool = False) -> Select:
+    """_first_in_column() excluding the applicant `excluding_id` when `excluding`. Built once
+    per shape, as a move's other statements are: building one cost about what the database
+    took to run it."""
+    return _first_in_column(last=last, excluding=bindparam("excluding_id") if excluding else None)
 
 
 def last_rank(stage_id: int) -> str | None:
@@ -114,46 +139,93 @@ def last_rank(stage_id: int) -> str | None:
     return db.session.scalar(_column(last=True), {"stage_id": stage_id})
 
 
+def _neighbour_columns(n, after: bool, excluding: ColumnElement) -> list:
+    """The card a drop names as its neighbour (the alias `n`) and the rank on its other side
+    among the active cards of the stage `stage_id` but `excluding` (the moved one)."""
+    if after:
+        other = _first_in_column(last=False, excluding=excluding).where(Applicant.rank > n.rank)
+    else:
+        other = _first_in_column(last=True, excluding=excluding).where(Applicant.rank < n.rank)
+    return [n.id, n.name, n.stage_id, n.status, n.rank, other.scalar_subquery()]
+
+
 @cache
 def _neighbour(after: bool) -> Select:
-    """The card a drop names as its neighbour (`neighbour_id`, in the opening `opening_id`
-    of the org `org_id`) and the rank on its other side among the active cards of the stage
-    `stage_id` but the moved one (`excluding_id`)."""
+    """The neighbour (`neighbour_id`, in the opening `opening_id` of the org `org_id`) and
+    its other bound, the moved applicant being `excluding_id`."""
     n = aliased(Applicant, name="neighbour")
-    if after:
-        other = _column(excluding=True).where(Applicant.rank > n.rank)
-    else:
-        other = _column(last=True, excluding=True).where(Applicant.rank < n.rank)
-    return select(n.id, n.name, n.stage_id, n.status, n.rank, other.scalar_subquery()).where(
+    return select(*_neighbour_columns(n, after, bindparam("excluding_id"))).where(
         n.org_id == bindparam("org_id"),
         n.opening_id == bindparam("opening_id"),
         n.public_id == bindparam("neighbour_id"),
     )
 
 
-def _bounds(applicant: Applicant, stage: Stage, after_id: str | None, before_id: str | None):
+def _counter(stage_id: ColumnElement) -> ColumnElement:
+    return select(StageCount.active).where(StageCount.stage_id == stage_id).scalar_subquery()
+
+
+@cache
+def _drop(side: str | None) -> Select:
+    """A move's applicant (`applicant_id` in the org `org_id`) with all else the move reads,
+    in one statement: the counters of the stage it leaves and of the stage `stage_id` it
+    enters, before the move; then the neighbour's columns (_neighbour_columns) when dropped
+    `side` ("after" or "before") the card `neighbour_id`, or else the first rank of the
+    column but its own."""
+    moved = aliased(Applicant, name="moved")
+    query = select(moved, _counter(moved.stage_id), _counter(bindparam("stage_id"))).where(
+        moved.org_id == bindparam("org_id"), moved.public_id == bindparam("applicant_id")
+    )
+    if side is None:
+        return query.add_columns(_first_in_column(last=False, excluding=moved.id).scalar_subquery())
+    n = aliased(Applicant, name="neighbour")
+    return query.add_columns(*_neighbour_columns(n, side == "after", moved.id)).outerjoin(
+        n,
+        and_(
+            n.org_id == moved.org_id,
+            n.opening_id == moved.opening_id,
+            n.public_id == bindparam("neighbour_id"),
+        ),
+    )
+
+
+# _bounds() reads what a drop names unless the caller read it already (None is an answer).
+_UNREAD = object()
+
+
+def _bounds(
+    applicant: Applicant,
+    stage: Stage,
+    after_id: str | None,
+    before_id: str | None,
+    read: Any = _UNREAD,
+):
     """The ranks the card must land between: after the card above it if given, else before
     the card below it, else at the top of the column. The other bound is read from the
     database, not trusted from the client, so a stale page cannot produce a wrong order; it
-    comes with the neighbour, in one query."""
+    comes with the neighbour, in one query. `read`: the neighbour's columns (or, at the top,
+    the column's first rank) where the caller read them with the applicant (_drop())."""
     column = {"stage_id": stage.id, "excluding_id": applicant.id}
     neighbour_id = after_id or before_id
     if not neighbour_id:
-        return None, db.session.scalar(_column(excluding=True), column)
-    row = None
-    if is_public_id(neighbour_id):
-        row = db.session.execute(
-            _neighbour(bool(after_id)),
-            column
-            | {
-                "org_id": applicant.org_id,
-                "opening_id": applicant.opening_id,
-                "neighbour_id": neighbour_id,
-            },
-        ).first()
-    if row is None:
+        if read is _UNREAD:
+            read = db.session.scalar(_column(excluding=True), column)
+        return None, read
+    if read is _UNREAD:
+        read = None
+        if is_public_id(neighbour_id):
+            read = db.session.execute(
+                _neighbour(bool(after_id)),
+                column
+                | {
+                    "org_id": applicant.org_id,
+                    "opening_id": applicant.opening_id,
+                    "neighbour_id": neighbour_id,
+                },
+            ).first()
+    if read is None or read[0] is None:
         raise Invalid("The card it was dropped next to is not on this board.", "after")
-    id_, name, stage_id, status, rank, bound = row
+    id_, name, stage_id, status, rank, bound = read
     if id_ == applicant.id:
         raise Invalid("A card cannot be placed next to itself.", "after")
     if stage_id != stage.id or status != ApplicantStatus.ACTIVE:
@@ -182,8 +254,14 @@ def respread(stage: Stage) -> None:
         )
 
 
-def _rank(applicant: Applicant, stage: Stage, after_id: str | None, before_id: str | None) -> str:
-    low, high = _bounds(applicant, stage, after_id, before_id)
+def _rank(
+    applicant: Applicant,
+    stage: Stage,
+    after_id: str | None,
+    before_id: str | None,
+    read: Any = _UNREAD,
+) -> str:
+    low, high = _bounds(applicant, stage, after_id, before_id, read)
     try:
         return ranks.between(low, high)
     except ValueError:
@@ -381,12 +459,39 @@ def move(
     """Move an applicant to a stage of its opening (or within its stage), next to `after`
     (the card above) or `before` (the card below), or to the top when neither is given.
     stages: the opening's, when the caller has read them (a board has): the stage the
-    applicant leaves and the one it enters are then found without a query."""
+    applicant leaves and the one it enters are then found without a query. The applicant,
+    the neighbour and the bound on its other side, and both stages' counters are read in
+    one statement."""
     require(actor, Role.RECRUITER)
     throttle_moves(actor)
-    applicant = get_applicant(actor, applicant_id)
-    stage = _target_stage(applicant, stage_id, stages)
-    return _move(applicant, stage, after, before, version, Actor.user(actor.user))
+    stage = _target_stage(actor.org_id, stage_id, stages)
+    side = "after" if after else "before" if before else None
+    neighbour_id = after or before
+    row = None
+    if is_public_id(applicant_id):
+        row = db.session.execute(
+            _drop(side),
+            {
+                "org_id": actor.org_id,
+                "applicant_id": applicant_id,
+                "stage_id": stage.id,
+                "neighbour_id": neighbour_id if is_public_id(neighbour_id) else None,
+            },
+        ).first()
+    if row is None:
+        raise NotFound("No such applicant in this org.")
+    applicant, left, entered = row[:3]
+    if stage.opening_id != applicant.opening_id:
+        raise _other_opening()
+    moved = _move(applicant, stage, after, before, version, Actor.user(actor.user), row[3:])
+    if moved.moved_on:
+        return moved
+    left, entered = left or 0, entered or 0
+    if moved.changed_stage:
+        counts = {moved.from_stage.id: left - 1, stage.id: entered + 1}
+    else:
+        counts = {stage.id: entered}
+    return replace(moved, counts=counts)
 
 
 def _move(
@@ -396,15 +501,19 @@ def _move(
     before: str | None,
     version: int | None,
     actor: Actor,
+    read: Any = _UNREAD,
 ) -> Moved:
-    """The checks and the write every single move makes, whoever asked for it; commits."""
+    """The checks and the write every single move makes, whoever asked for it; commits.
+    read: what the caller read of the drop with the applicant (see _bounds)."""
     _check_active(applicant)
     _check_version(applicant, version)
+    if read is not _UNREAD and not (after or before):
+        (read,) = read
     moved = place(
         applicant,
         applicant.stage,
         stage,
-        _rank(applicant, stage, after, before),
+        _rank(applicant, stage, after, before, read),
         actor=actor,
         version=applicant.version,
     )
@@ -425,7 +534,7 @@ def move_by_api(key: ApiKey, applicant: Applicant, stage_id: str, *, version: in
     if applicant.org_id != key.org_id:
         raise NotFound("No such applicant in this org.")
     try:
-        stage = _target_stage(applicant, stage_id)
+        stage = _target_stage(applicant.org_id, stage_id, opening_id=applicant.opening_id)
     except NotFound:
         raise Invalid("No stage of the applicant's opening has this id.", "stage_id") from None
     except Invalid as exc:
