@@ -372,6 +372,31 @@ def test_the_form_applies_signs_in_and_says_to_check_email(driver, client):
     assert "Ada Okafor" in client.get("/portal").text
 
 
+def test_the_form_asks_and_fills_the_first_stage_by_position(driver, client):
+    """The form reads the first stage (by position), its questions and the bottom of its
+    column with the opening: after a reorder, the new first stage is asked and filled."""
+    _, opening, qs = driver
+    questionnaire, documents = opening.stages
+    questionnaire.position, documents.position = 5, 0
+    db.session.commit()
+    page = client.get("/jobs/acme/delivery-driver").text
+    for question in qs.values():
+        asked = f'name="q_{question.public_id}"' in page
+        assert asked == (question.stage_id == documents.id), question.key
+    answered = {
+        answers.field_name(qs["vehicle"]): "Van",
+        answers.field_name(qs["start"]): "2027-01-04",
+        answers.field_name(qs["days"]): ["Mon", "Wed"],
+    }
+    for n in range(3):
+        form = {"name": f"Driver {n}", "email": f"driver{n}@example.com"} | answered
+        assert client.post("/jobs/acme/delivery-driver", data=form).status_code == 302
+    in_order = db.session.scalars(
+        select(Applicant.name).where(Applicant.stage_id == documents.id).order_by(Applicant.rank)
+    )
+    assert list(in_order) == ["Driver 0", "Driver 1", "Driver 2"]
+
+
 def test_form_errors_show_next_to_their_fields_and_keep_what_was_typed(driver, client):
     _, _, qs = driver
     before = counts()

@@ -205,9 +205,10 @@ def get_opening(opening_id: str):
 @bp.post("/openings/<pid:opening_id>/applicants")
 @posting
 def create_applicant(body: dict[str, Any], opening_id: str):
-    opening = rules.opening_with_stages(
+    found = applications.opening_of_org(
         current_key().org_id, opening_id, "No such opening in this org."
     )
+    opening, questions = found.opening, found.questions
     name, email, given = schemas.new_applicant(body)
     if not applications.is_taking_applications(opening) or not opening.stages:
         raise ApiError(
@@ -216,7 +217,6 @@ def create_applicant(body: dict[str, Any], opening_id: str):
             "archived is.",
             code="not_taking_applications",
         )
-    questions = openings.stage_questions(opening.stages[0])
     values, problems = schemas.answer_values(given, questions, "the opening's first stage")
     raw = {answers.field_name(question): value for question, value in values}
     key = current_key()
@@ -232,6 +232,7 @@ def create_applicant(body: dict[str, Any], opening_id: str):
             resend_link=False,
             known_errors=problems,
             commit=False,  # committed with the kept answer, by posting()
+            rank=found.rank,
         )
     except InvalidFields as exc:
         raise schemas.answer_errors(exc, questions) from None

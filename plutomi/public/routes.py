@@ -64,12 +64,13 @@ def _org_or_404(org_slug: str) -> Org:
     return org
 
 
-def _opening_or_404(org_slug: str, opening_slug: str) -> tuple[Org, Opening]:
-    """The org and its public opening of the URL, read together; a 404 says which is missing."""
+def _opening_or_404(org_slug: str, opening_slug: str) -> tuple[Org, applications.Applying]:
+    """The org and its public opening of the URL, read together with what applying reads; a
+    404 says which is missing."""
     found = applications.org_and_opening(org_slug, opening_slug)
     if found is None:
         _org_or_404(org_slug)
-    if found is None or found[1].state == OpeningState.DRAFT:
+    if found is None or found[1].opening.state == OpeningState.DRAFT:
         # A draft was never public: the answer must not confirm that it exists.
         abort(404, applications.NOT_TAKING)
     return found
@@ -124,13 +125,15 @@ def _unavailable(org: Org, opening: Opening):
     return render_template("public/unavailable.html", org=org, opening=opening), status
 
 
-def _form_page(org, opening, values=None, errors=None, status=200, preview=False):
-    stage = opening.stages[0] if opening.stages else None
+def _form_page(org, opening, questions=None, values=None, errors=None, status=200, preview=False):
+    """questions: the first stage's, where the caller read them."""
+    if questions is None:
+        questions = openings.stage_questions(opening.stages[0]) if opening.stages else []
     return render_template(
         "public/opening.html",
         org=org,
         opening=opening,
-        questions=openings.stage_questions(stage) if stage else [],
+        questions=questions,
         values=values or {},
         errors=errors or {},
         preview=preview,
@@ -140,13 +143,13 @@ def _form_page(org, opening, values=None, errors=None, status=200, preview=False
 
 @bp.route("/jobs/<org_slug>/<opening_slug>", methods=["GET", "POST"])
 def opening(org_slug: str, opening_slug: str):
-    org, row = _opening_or_404(org_slug, opening_slug)
+    org, found = _opening_or_404(org_slug, opening_slug)
+    row, questions = found.opening, found.questions
     if not applications.is_taking_applications(row) or not row.stages:
         return _unavailable(org, row)
     if request.method == "GET":
-        return _form_page(org, row)
+        return _form_page(org, row, questions)
 
-    questions = openings.stage_questions(row.stages[0])
     # Read before the commit expires them: the redirect then needs no query.
     slugs = {"org_slug": org.slug, "opening_slug": row.slug}
     try:
@@ -156,13 +159,15 @@ def opening(org_slug: str, opening_slug: str):
             request.form.get("email", ""),
             _raw_answers(questions),
             questions,
+            rank=found.rank,
         )
     except InvalidFields as exc:
-        return _form_page(org, row, _typed(questions), exc.errors, 422)
+        return _form_page(org, row, questions, _typed(questions), exc.errors, 422)
     except Invalid as exc:
         if exc.message == applications.NOT_TAKING:
             return _unavailable(org, row)
-        return _form_page(org, row, _typed(questions), {exc.field or "form": exc.message}, 422)
+        errors = {exc.field or "form": exc.message}
+        return _form_page(org, row, questions, _typed(questions), errors, 422)
     if created:
         applicant_session.sign_in(applicant)
     else:
@@ -172,7 +177,8 @@ def opening(org_slug: str, opening_slug: str):
 
 @bp.get("/jobs/<org_slug>/<opening_slug>/applied")
 def applied(org_slug: str, opening_slug: str):
-    org, row = _opening_or_404(org_slug, opening_slug)
+    org, found = _opening_or_404(org_slug, opening_slug)
+    row = found.opening
     applicant = applicant_session.current_applicant()
     if applicant is not None and applicant.opening_id != row.id:
         applicant = None
@@ -181,7 +187,8 @@ def applied(org_slug: str, opening_slug: str):
 
 @bp.post("/jobs/<org_slug>/<opening_slug>/link")
 def request_link(org_slug: str, opening_slug: str):
-    org, row = _opening_or_404(org_slug, opening_slug)
+    org, found = _opening_or_404(org_slug, opening_slug)
+    row = found.opening
     # The opening page's form names its field link_email (its own email field is the form's).
     email = request.form.get("link_email") or request.form.get("email", "")
     try:
@@ -196,7 +203,7 @@ def request_link(org_slug: str, opening_slug: str):
 @bp.get("/jobs/<org_slug>/<opening_slug>/schema.json")
 def schema(org_slug: str, opening_slug: str):
     found = applications.org_and_opening(org_slug, opening_slug)
-    row = found[1] if found else None
+    row = found[1].opening if found else None
     if row is None or not applications.is_taking_applications(row):
         return jsonify(error={"status": 404, "message": applications.NOT_TAKING}), 404
     response = jsonify(applications.schema(row))

@@ -8,11 +8,12 @@ hash is stored.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import current_app
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from werkzeug.datastructures import FileStorage
 
 from plutomi import ranks
@@ -30,8 +31,9 @@ from plutomi.models import (
     Stage,
     utcnow,
 )
+from plutomi.models.base import is_public_id
 from plutomi.services import answers, moves, openings, rules
-from plutomi.services.errors import Invalid, InvalidFields
+from plutomi.services.errors import Invalid, InvalidFields, NotFound
 from plutomi.services.events import Actor, record_applicant
 from plutomi.services.fields import clean_name, has_control_characters, normalize_email
 from plutomi.services.mail import queue_email
@@ -62,23 +64,78 @@ def org_by_slug(slug: str) -> Org | None:
     return db.session.scalar(select(Org).where(Org.slug == slug.lower()))
 
 
-# Built once, as every application and opening page runs it: the org and the opening with its
-# stages and their enabled rules (applying runs the first stage's), in one query.
-_ORG_AND_OPENING = rules.joined_stages(
-    select(Org, Opening, Stage, Rule)
+class Applying(NamedTuple):
+    """What applying to an opening reads first, in one statement (_applying())."""
+
+    opening: Opening  # with its stages, their enabled rules kept (applying runs the first's)
+    questions: list[Question]  # the first stage's live questions, in order
+    rank: str  # a new applicant's place: after the last card of the first stage's column
+
+
+def _applying(query: Select) -> Select:
+    """query, of (the last rank of the stage in each row's column, ..., Opening), joined
+    with the opening's stages, their enabled rules and the first stage's live questions
+    (rules.joined_stages()): the first row is of the first stage."""
+    first = aliased(Stage, name="first_stage")
+    first_id = (
+        select(first.id)
+        .where(first.opening_id == Opening.id)
+        .order_by(first.position, first.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return rules.joined_stages(query, Stage.id == first_id)
+
+
+# The rank at the bottom of the active column of the stage of each row (only the first
+# row's is used: one index step per row, as moves.last_rank takes).
+_LAST_RANK = (
+    select(Applicant.rank)
+    .where(Applicant.stage_id == Stage.id, Applicant.status == ApplicantStatus.ACTIVE)
+    .order_by(Applicant.rank.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+
+# Built once, as every application and opening page runs it: the org and the opening with all
+# an application reads first, in one query.
+_ORG_AND_OPENING = _applying(
+    select(_LAST_RANK, Org, Opening, Stage, Rule, Question)
     .join(Opening, Opening.org_id == Org.id)
     .where(Org.slug == bindparam("org_slug"), Opening.slug == bindparam("opening_slug"))
 )
+# The same for the API: the org's opening by public id.
+_OPENING_OF_ORG = _applying(
+    select(_LAST_RANK, Opening, Stage, Rule, Question).where(
+        Opening.org_id == bindparam("org_id"), Opening.public_id == bindparam("public_id")
+    )
+)
 
 
-def org_and_opening(org_slug: str, opening_slug: str) -> tuple[Org, Opening] | None:
-    """An opening's page: its org and the opening by their slugs, with its stages."""
+def _found(rows: list) -> Applying:
+    opening, questions = rules.with_kept_stages_and_questions(rows)
+    return Applying(opening, questions, ranks.after(rows[0][0]))
+
+
+def org_and_opening(org_slug: str, opening_slug: str) -> tuple[Org, Applying] | None:
+    """An opening's page: its org and the opening by their slugs, with what applying reads."""
     if has_control_characters(org_slug) or has_control_characters(opening_slug):
         return None
     rows = db.session.execute(
         _ORG_AND_OPENING, {"org_slug": org_slug.lower(), "opening_slug": opening_slug}
     ).all()
-    return (rows[0][0], rules.with_kept_stages(rows)) if rows else None
+    return (rows[0][1], _found(rows)) if rows else None
+
+
+def opening_of_org(org_id: int, public_id: str, message: str) -> Applying:
+    """The org's opening of that public id with what applying reads; NotFound(message) when
+    there is none (a malformed id never reaches the database)."""
+    rows = []
+    if is_public_id(public_id):
+        rows = db.session.execute(_OPENING_OF_ORG, {"org_id": org_id, "public_id": public_id}).all()
+    if not rows:
+        raise NotFound(message)
+    return _found(rows)
 
 
 def is_taking_applications(opening: Opening) -> bool:
@@ -228,6 +285,7 @@ def apply(
     resend_link: bool = True,
     known_errors: dict[str, str] | None = None,
     commit: bool = True,
+    rank: str | None = None,
 ) -> tuple[Applicant, bool]:
     """A new applicant in the first stage, with every answer of that stage checked.
 
@@ -239,7 +297,8 @@ def apply(
     what (an API key, "api"); by default the applicant, through the hosted form. known_errors:
     problems the caller found already (an API body's unknown keys), reported with these.
     commit: False leaves a new applicant's transaction open for the caller to commit (the API
-    commits its stored answer with it)."""
+    commits its stored answer with it). rank: the new applicant's, when the caller read the
+    first column's last rank (Applying.rank)."""
     if not is_taking_applications(opening) or not opening.stages:
         raise Invalid(NOT_TAKING)
     errors: dict[str, str] = dict(known_errors or {})
@@ -272,7 +331,7 @@ def apply(
         stage_id=stage.id,
         name=name,
         email=email,
-        rank=ranks.after(moves.last_rank(stage.id)),
+        rank=rank or ranks.after(moves.last_rank(stage.id)),
         entered_stage_at=now,
         # Every required question of the first stage was checked above: it is complete.
         stage_completed_at=now,

@@ -66,9 +66,8 @@ from plutomi.models import (
     Trigger,
     utcnow,
 )
-from plutomi.models.base import UTCDateTime, is_public_id
+from plutomi.models.base import UTCDateTime
 from plutomi.services import conditions, moves, webhooks
-from plutomi.services.errors import NotFound
 from plutomi.services.events import Actor, record_applicant
 from plutomi.services.lookups import among
 
@@ -170,26 +169,6 @@ def with_kept_stages_and_questions(rows: list) -> tuple[Opening, list[Question]]
     opening = rows[0][-4]
     set_committed_value(opening, "stages", keep_stages(row[-3:-1] for row in rows))
     return opening, list({row[-1].id: row[-1] for row in rows if row[-1] is not None}.values())
-
-
-# Built once: every API creation and board move runs it.
-_OPENING_OF_ORG = joined_stages(
-    select(Opening, Stage, Rule).where(
-        Opening.org_id == bindparam("org_id"), Opening.public_id == bindparam("public_id")
-    )
-)
-
-
-def opening_with_stages(org_id: int, public_id: str, message: str) -> Opening:
-    """The org's opening of that public id with its stages, their rules kept for this
-    transaction, in one query; NotFound(message) when there is none (a malformed id never
-    reaches the database)."""
-    rows = []
-    if is_public_id(public_id):
-        rows = db.session.execute(_OPENING_OF_ORG, {"org_id": org_id, "public_id": public_id}).all()
-    if not rows:
-        raise NotFound(message)
-    return with_kept_stages(rows)
 
 
 def keep_stages(pairs: Iterable[tuple[Stage | None, Rule | None]]) -> list[Stage]:
