@@ -25,7 +25,7 @@ from flask import (
 )
 
 from plutomi import tenancy
-from plutomi.extensions import db
+from plutomi.extensions import commit_keeping_loaded, db
 from plutomi.htmx import trigger
 from plutomi.models import Applicant, BulkAction, Opening, Role, Stage
 from plutomi.models.base import PUBLIC_ID_LENGTH, is_public_id
@@ -239,6 +239,7 @@ def move(opening_id: str):
             before=form.get("before") or None,
             version=version,
             stages=stages,
+            commit=False,  # the answer's reads first: no transaction is left to end after
         )
     except ServiceError as exc:
         db.session.rollback()
@@ -247,6 +248,7 @@ def move(opening_id: str):
         return _refused(opening, f, applicant_id, shown, exc)
     if moved.moved_on:
         # A rule of the stage it entered moved the card on: redraw where it went as well.
+        commit_keeping_loaded()
         stage_ids = {moved.from_stage.id, moved.to_stage.id, moved.applicant.stage_id}
         body, status = _columns_response(opening, f, stage_ids, 200, stages)
         message = f"{moved.applicant.name} was moved on by a rule of {moved.to_stage.name}."
@@ -260,10 +262,12 @@ def move(opening_id: str):
     # The move read both counters; a filtered board counts what matches the filter.
     counts = moved.counts if not f.is_set else boards.counts([s.id for s in touched], f)
     card_questions, _ = g.board_questions
+    card = boards.moved_card(opening, moved.applicant, f, card_questions)
+    commit_keeping_loaded()
     return render_template(
         "board/_moved.html",
         opening=opening,
-        card=boards.moved_card(opening, moved.applicant, f, card_questions),
+        card=card,
         stage=moved.to_stage,
         menu=form.get("via") == "menu",
         columns=[boards.Column(stage, counts.get(stage.id, 0)) for stage in touched],

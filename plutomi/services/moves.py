@@ -455,13 +455,15 @@ def move(
     before: str | None = None,
     version: int | None = None,
     stages: list[Stage] | None = None,
+    commit: bool = True,
 ) -> Moved:
     """Move an applicant to a stage of its opening (or within its stage), next to `after`
     (the card above) or `before` (the card below), or to the top when neither is given.
     stages: the opening's, when the caller has read them (a board has): the stage the
     applicant leaves and the one it enters are then found without a query. The applicant,
     the neighbour and the bound on its other side, and both stages' counters are read in
-    one statement."""
+    one statement. commit: False leaves the transaction open for the caller, to read what
+    its answer needs before commit_keeping_loaded() (a board's answer: the card)."""
     require(actor, Role.RECRUITER)
     throttle_moves(actor)
     stage = _target_stage(actor.org_id, stage_id, stages)
@@ -483,7 +485,7 @@ def move(
     applicant, left, entered = row[:3]
     if stage.opening_id != applicant.opening_id:
         raise _other_opening()
-    moved = _move(applicant, stage, after, before, version, Actor.user(actor.user), row[3:])
+    moved = _move(applicant, stage, after, before, version, Actor.user(actor.user), row[3:], commit)
     if moved.moved_on:
         return moved
     left, entered = left or 0, entered or 0
@@ -502,9 +504,11 @@ def _move(
     version: int | None,
     actor: Actor,
     read: Any = _UNREAD,
+    commit: bool = True,
 ) -> Moved:
-    """The checks and the write every single move makes, whoever asked for it; commits.
-    read: what the caller read of the drop with the applicant (see _bounds)."""
+    """The checks and the write every single move makes, whoever asked for it; commits
+    unless told not to. read: what the caller read of the drop with the applicant (see
+    _bounds)."""
     _check_active(applicant)
     _check_version(applicant, version)
     if read is not _UNREAD and not (after or before):
@@ -523,7 +527,8 @@ def _move(
     # A move's answer reads the stages, the opening, the member and the applicant right
     # after; this transaction changed none of them but the applicant, which place() left as
     # its UPDATE wrote it.
-    commit_keeping_loaded()
+    if commit:
+        commit_keeping_loaded()
     return moved
 
 
