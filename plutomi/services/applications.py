@@ -36,6 +36,7 @@ from plutomi.services import answers, moves, openings, rules
 from plutomi.services.errors import Invalid, InvalidFields, NotFound
 from plutomi.services.events import Actor, record_applicant
 from plutomi.services.fields import clean_name, has_control_characters, normalize_email
+from plutomi.services.lookups import inline
 from plutomi.services.mail import queue_email
 from plutomi.services.tokens import hash_token, new_token
 
@@ -81,7 +82,7 @@ def _applying(query: Select) -> Select:
         select(first.id)
         .where(first.opening_id == Opening.id)
         .order_by(first.position, first.id)
-        .limit(1)
+        .limit(inline(1))
         .scalar_subquery()
     )
     return rules.joined_stages(query, Stage.id == first_id)
@@ -93,7 +94,7 @@ _LAST_RANK = (
     select(Applicant.rank)
     .where(Applicant.stage_id == Stage.id, Applicant.status == ApplicantStatus.ACTIVE)
     .order_by(Applicant.rank.desc())
-    .limit(1)
+    .limit(inline(1))
     .scalar_subquery()
 )
 

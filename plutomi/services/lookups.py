@@ -1,12 +1,12 @@
 """Finding rows: one by its public id inside a query that already scopes it (org, opening), and
-many by a list of values."""
+many by a list of values; constants written into a statement (inline)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import ARRAY, ColumnElement, Select, any_, bindparam
+from sqlalchemy import ARRAY, ColumnElement, Select, any_, bindparam, literal
 from sqlalchemy.types import TypeEngine
 
 from plutomi.extensions import db
@@ -14,6 +14,15 @@ from plutomi.models.base import is_public_id
 from plutomi.services.errors import NotFound
 
 T = TypeVar("T")
+
+
+def inline(value: Any) -> ColumnElement:
+    """A constant written into the statement rather than bound, above all a LIMIT. psycopg
+    prepares a statement run often; PostgreSQL then plans it once if a plan for any
+    parameters is as good as for the given ones. Blind to a LIMIT (or a state) it is not,
+    so it would plan the statement afresh at every run: for a join of a few tables, planning
+    cost more than running it."""
+    return literal(value, literal_execute=True)
 
 
 def by_public_id(scope: Select, model: type[T], public_id: str, message: str) -> T:

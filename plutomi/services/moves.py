@@ -33,7 +33,7 @@ from plutomi.services import rules, throttle
 from plutomi.services.errors import Conflict, Invalid, NotFound
 from plutomi.services.events import Actor, record_applicant
 from plutomi.services.fields import CONTROL_CHARACTER, has_control_characters
-from plutomi.services.lookups import by_public_id
+from plutomi.services.lookups import by_public_id, inline
 from plutomi.services.orgs import require
 
 REASON_LIMIT = 500
@@ -116,13 +116,14 @@ def _first_in_column(*, last: bool, excluding: ColumnElement | None) -> Select:
     """The first (or last) rank among the active cards of the stage `stage_id`, but the
     applicant `excluding` when given, as one step along the board index. ORDER BY ...
     LIMIT 1 rather than min() or max(): the planner walks the index for it even when its
-    statistics are stale (a fresh stage), where an aggregate may count the whole stage."""
+    statistics are stale (a fresh stage), where an aggregate may count the whole stage. The
+    LIMIT is written in (lookups.inline), so a statement holding this is planned once."""
     query = select(Applicant.rank).where(
         Applicant.stage_id == bindparam("stage_id"), Applicant.status == ApplicantStatus.ACTIVE
     )
     if excluding is not None:
         query = query.where(Applicant.id != excluding)
-    return query.order_by(Applicant.rank.desc() if last else Applicant.rank).limit(1)
+    return query.order_by(Applicant.rank.desc() if last else Applicant.rank).limit(inline(1))
 
 
 @cache

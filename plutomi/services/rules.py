@@ -69,7 +69,7 @@ from plutomi.models import (
 from plutomi.models.base import UTCDateTime
 from plutomi.services import conditions, moves, webhooks
 from plutomi.services.events import Actor, record_applicant
-from plutomi.services.lookups import among
+from plutomi.services.lookups import among, inline
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def stage_rules(stage_id: int) -> list[Rule]:
 
 # A stage's rules, one a row, then its questions (joined_stages() with questions): joining
 # both at once would make a row per pair.
-_PART = union_all(select(literal(1).label("n")), select(literal(2).label("n"))).subquery("part")
+_PART = union_all(select(inline(1).label("n")), select(inline(2).label("n"))).subquery("part")
 
 
 def joined_stages(query: Select, questions: ColumnElement | None = None) -> Select:
@@ -141,8 +141,8 @@ def joined_stages(query: Select, questions: ColumnElement | None = None) -> Sele
     live = and_(Question.stage_id == Stage.id, Question.archived_at.is_(None), questions)
     return (
         query.join(_PART, true())
-        .outerjoin(Rule, and_(_PART.c.n == 1, enabled))
-        .outerjoin(Question, and_(_PART.c.n == 2, live))
+        .outerjoin(Rule, and_(_PART.c.n == inline(1), enabled))
+        .outerjoin(Question, and_(_PART.c.n == inline(2), live))
         .order_by(
             Stage.position,
             Stage.id,
@@ -542,24 +542,17 @@ def schedule(rule: Rule) -> None:
 # table once its statistics make due rows look common (done timers, all due in the past, do).
 
 
-def _inline(value: Any):
-    """A constant written into the statement rather than bound. PostgreSQL plans a prepared
-    statement once when its plan for any parameters is as good as for the given ones; blind
-    to the state and the LIMIT it is not, so it would plan the probe afresh every time."""
-    return literal(value, literal_execute=True)
-
-
 def _pending_due(now):
-    return and_(Timer.state == _inline(TimerState.PENDING.value), Timer.due_at <= now)
+    return and_(Timer.state == inline(TimerState.PENDING.value), Timer.due_at <= now)
 
 
 def _lease_expired(now):
     # A worker died mid-batch: its lease ran out, so the timer is free again.
-    return and_(Timer.state == _inline(TimerState.CLAIMED.value), Timer.lease_until < now)
+    return and_(Timer.state == inline(TimerState.CLAIMED.value), Timer.lease_until < now)
 
 
 def _oldest(condition, limit: int):
-    return select(Timer.id).where(condition).order_by(Timer.due_at).limit(_inline(limit))
+    return select(Timer.id).where(condition).order_by(Timer.due_at).limit(inline(limit))
 
 
 _NOW = bindparam("now", type_=UTCDateTime())
