@@ -496,6 +496,21 @@ def test_the_sweep_hands_out_large_backlogs_in_batches(app):
     assert len({i for b in batches for i in b}) == outbox.BATCH * 2 + 5
 
 
+def test_a_hand_off_is_one_round_trip_to_redis_however_many_batches(app, monkeypatch):
+    """Enqueued one by one, each RQ job cost two round trips; all of them go in one."""
+    from redis.client import Pipeline
+
+    executed = []
+    real = Pipeline.execute
+    monkeypatch.setattr(
+        Pipeline, "execute", lambda pipe, *a, **k: executed.append(1) or real(pipe, *a, **k)
+    )
+    ids = list(range(1, outbox.BATCH * 2 + 6))
+    outbox.enqueue(ids)
+    assert len(executed) == 1
+    assert [len(batch) for batch in queued_ids()] == [outbox.BATCH, outbox.BATCH, 5]
+
+
 # --- concurrency ---------------------------------------------------------------------------
 
 
