@@ -4,7 +4,7 @@ through SQLAlchemy's cursor events) and a cProfile of the Flask test client.
 Run after `make bench` (or `python -m bench.run --only board,moves`), which leaves the
 database bench_plutomi behind:
 
-    .venv/bin/python -m bench.profile_board [--requests 50] [--moves 50] [--top 25]
+    .venv/bin/python -m bench.profile_board [--requests 50] [--moves 50] [--top 25] [--sort tottime]
 """
 
 from __future__ import annotations
@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--top", type=int, default=25, help="cProfile lines to show (0: no SQL counts or cProfile)"
     )
+    parser.add_argument(
+        "--sort", default="cumulative", help="cProfile order: cumulative, or tottime for own time"
+    )
     args = parser.parse_args(argv)
 
     from bench.run import SECRET_KEY, bench_url
@@ -203,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         took = time.perf_counter() - started
         print(f"  {1000 * took / requests:.1f} ms a request under cProfile")
         stats = pstats.Stats(profiler)
-        stats.sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(args.top)
+        stats.sort_stats(args.sort).print_stats(args.top)
 
     def board() -> None:
         assert client.get(path).status_code == 200
