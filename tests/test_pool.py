@@ -54,15 +54,12 @@ def test_a_connection_used_a_moment_ago_is_not_pinged(postgres, monkeypatch):
 
 def test_a_new_connection_is_not_pinged(postgres, monkeypatch):
     monkeypatch.setattr(pool, "PING_AFTER_IDLE", 0.0)
-    pings = []
+    pings, ping = [], pool._ping
     monkeypatch.setattr(
-        pool, "_ping", lambda connection: pings.append(connection) or _real_ping(connection)
+        pool, "_ping", lambda connection: pings.append(connection) or ping(connection)
     )
     postgres.dispose()
     _backend_pid(postgres)
     assert pings == []
     _backend_pid(postgres)
     assert len(pings) == 1
-
-
-_real_ping = pool._ping

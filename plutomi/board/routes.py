@@ -309,8 +309,10 @@ def _refused(opening: Opening, f: boards.BoardFilter, applicant_id: str, shown: 
 @bp.get("/openings/<pid:opening_id>/board/changes")
 @org_required()
 def changes(opening_id: str):
-    """What colleagues changed since the cursor, for the board's poll: 204 when nothing."""
-    opening = _opening(opening_id)
+    """What colleagues changed since the cursor, for the board's poll: 204 when nothing.
+    Every open board asks every few seconds: the opening, its stages and board questions
+    come in one statement."""
+    opening = _board_opening(opening_id)
     f, errors = _filter(opening)
     if errors:
         return "", 204
@@ -318,7 +320,7 @@ def changes(opening_id: str):
     found = boards.changes(opening, request.args.get("since", 0, type=int), f, card_questions)
     if found is None:
         return "", 204
-    stages = boards.stages_of(opening)
+    stages = opening.stages
     return render_template(
         "board/_changes.html",
         changes=found,

@@ -89,14 +89,8 @@ def _applying(query: Select) -> Select:
 
 
 # The rank at the bottom of the active column of the stage of each row (only the first
-# row's is used: one index step per row, as moves.last_rank takes).
-_LAST_RANK = (
-    select(Applicant.rank)
-    .where(Applicant.stage_id == Stage.id, Applicant.status == ApplicantStatus.ACTIVE)
-    .order_by(Applicant.rank.desc())
-    .limit(inline(1))
-    .scalar_subquery()
-)
+# row's is used: one index step per row).
+_LAST_RANK = moves.column_end(Stage.id, last=True).scalar_subquery()
 
 # Built once, as every application and opening page runs it: the org and the opening with all
 # an application reads first, in one query.
@@ -114,7 +108,7 @@ _OPENING_OF_ORG = _applying(
 
 
 def _found(rows: list) -> Applying:
-    opening, questions = rules.with_kept_stages_and_questions(rows)
+    opening, questions = rules.with_kept_stages(rows)
     return Applying(opening, questions, ranks.after(rows[0][0]))
 
 

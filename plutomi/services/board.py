@@ -427,7 +427,7 @@ def board_opening(
         rows = db.session.execute(_BOARD_OPENING, {"org_id": org_id, "public_id": public_id}).all()
     if not rows:
         raise NotFound("No such opening.")
-    opening, questions = rules.with_kept_stages_and_questions(rows)
+    opening, questions = rules.with_kept_stages(rows)
     return opening, _picked(questions)
 
 
@@ -589,14 +589,14 @@ def changes(opening: Opening, since: int, f: BoardFilter, card_questions: list[Q
             Event.applicant_id.is_not(None),
         )
         .order_by(Event.id)
-        .limit(2 * LIVE_LIMIT + 1)
+        .limit(inline(2 * LIVE_LIMIT + 1))
     ).all()
     fresh = [r for r in rows if r.id > since or r.created_at > now - LIVE_LOOKBACK]
     if not any(r.id > since for r in fresh):
         return None
     newest = max(r.id for r in rows)
     ids = {r.applicant_id for r in fresh}
-    stage_ids = [stage.id for stage in stages_of(opening)]
+    stage_ids = [stage.id for stage in opening.stages]
     if len(ids) > LIVE_LIMIT or len(rows) > 2 * LIVE_LIMIT:
         return Changes(newest, [], [], counts(stage_ids, f), redraw=True)
     matching = cards_by_id(opening, list(ids), f, card_questions)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import cache
-from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, select, text, update
 from sqlalchemy.orm import aliased
@@ -112,54 +111,29 @@ def _check_active(applicant: Applicant) -> None:
 # --- ranks ---------------------------------------------------------------------------------
 
 
-def _first_in_column(*, last: bool, excluding: ColumnElement | None) -> Select:
+def column_end(stage_id: ColumnElement, *, last: bool, excluding: ColumnElement | None = None):
     """The first (or last) rank among the active cards of the stage `stage_id`, but the
     applicant `excluding` when given, as one step along the board index. ORDER BY ...
     LIMIT 1 rather than min() or max(): the planner walks the index for it even when its
     statistics are stale (a fresh stage), where an aggregate may count the whole stage. The
     LIMIT is written in (lookups.inline), so a statement holding this is planned once."""
     query = select(Applicant.rank).where(
-        Applicant.stage_id == bindparam("stage_id"), Applicant.status == ApplicantStatus.ACTIVE
+        Applicant.stage_id == stage_id, Applicant.status == ApplicantStatus.ACTIVE
     )
     if excluding is not None:
         query = query.where(Applicant.id != excluding)
     return query.order_by(Applicant.rank.desc() if last else Applicant.rank).limit(inline(1))
 
 
-@cache
-def _column(*, last: bool = False, excluding: bool = False) -> Select:
-    """_first_in_column() excluding the applicant `excluding_id` when `excluding`. Built once
-    per shape, as a move's other statements are: building one cost about what the database
-    took to run it."""
-    return _first_in_column(last=last, excluding=bindparam("excluding_id") if excluding else None)
+# Built once, as a move's other statements are: building one cost about what the database
+# took to run it.
+_LAST_RANK = column_end(bindparam("stage_id"), last=True)
 
 
 def last_rank(stage_id: int) -> str | None:
     """The rank at the bottom of a stage's active column, or None when it is empty (only the
     active cards hold the column's order)."""
-    return db.session.scalar(_column(last=True), {"stage_id": stage_id})
-
-
-def _neighbour_columns(n, after: bool, excluding: ColumnElement) -> list:
-    """The card a drop names as its neighbour (the alias `n`) and the rank on its other side
-    among the active cards of the stage `stage_id` but `excluding` (the moved one)."""
-    if after:
-        other = _first_in_column(last=False, excluding=excluding).where(Applicant.rank > n.rank)
-    else:
-        other = _first_in_column(last=True, excluding=excluding).where(Applicant.rank < n.rank)
-    return [n.id, n.name, n.stage_id, n.status, n.rank, other.scalar_subquery()]
-
-
-@cache
-def _neighbour(after: bool) -> Select:
-    """The neighbour (`neighbour_id`, in the opening `opening_id` of the org `org_id`) and
-    its other bound, the moved applicant being `excluding_id`."""
-    n = aliased(Applicant, name="neighbour")
-    return select(*_neighbour_columns(n, after, bindparam("excluding_id"))).where(
-        n.org_id == bindparam("org_id"),
-        n.opening_id == bindparam("opening_id"),
-        n.public_id == bindparam("neighbour_id"),
-    )
+    return db.session.scalar(_LAST_RANK, {"stage_id": stage_id})
 
 
 def _counter(stage_id: ColumnElement) -> ColumnElement:
@@ -170,17 +144,26 @@ def _counter(stage_id: ColumnElement) -> ColumnElement:
 def _drop(side: str | None) -> Select:
     """A move's applicant (`applicant_id` in the org `org_id`) with all else the move reads,
     in one statement: the counters of the stage it leaves and of the stage `stage_id` it
-    enters, before the move; then the neighbour's columns (_neighbour_columns) when dropped
-    `side` ("after" or "before") the card `neighbour_id`, or else the first rank of the
-    column but its own."""
+    enters, before the move; then, dropped `side` ("after" or "before") the card
+    `neighbour_id`, that card's id, name, stage, status and rank and the rank on its other
+    side, or else the first rank of the column; each bound among the active cards of the
+    stage but the moved one."""
     moved = aliased(Applicant, name="moved")
-    query = select(moved, _counter(moved.stage_id), _counter(bindparam("stage_id"))).where(
+    stage_id = bindparam("stage_id")
+    query = select(moved, _counter(moved.stage_id), _counter(stage_id)).where(
         moved.org_id == bindparam("org_id"), moved.public_id == bindparam("applicant_id")
     )
     if side is None:
-        return query.add_columns(_first_in_column(last=False, excluding=moved.id).scalar_subquery())
+        top = column_end(stage_id, last=False, excluding=moved.id)
+        return query.add_columns(top.scalar_subquery())
     n = aliased(Applicant, name="neighbour")
-    return query.add_columns(*_neighbour_columns(n, side == "after", moved.id)).outerjoin(
+    if side == "after":
+        other = column_end(stage_id, last=False, excluding=moved.id).where(Applicant.rank > n.rank)
+    else:
+        other = column_end(stage_id, last=True, excluding=moved.id).where(Applicant.rank < n.rank)
+    return query.add_columns(
+        n.id, n.name, n.stage_id, n.status, n.rank, other.scalar_subquery()
+    ).outerjoin(
         n,
         and_(
             n.org_id == moved.org_id,
@@ -190,43 +173,38 @@ def _drop(side: str | None) -> Select:
     )
 
 
-# _bounds() reads what a drop names unless the caller read it already (None is an answer).
-_UNREAD = object()
+def _read_drop(
+    org_id: int, applicant_id: str, stage_id: int, after_id: str | None, before_id: str | None
+):
+    """_drop()'s row for this move, or None when the org has no such applicant (a malformed
+    id never reaches the database; a malformed neighbour id matches no card)."""
+    if not is_public_id(applicant_id):
+        return None
+    neighbour_id = after_id or before_id
+    return db.session.execute(
+        _drop("after" if after_id else "before" if before_id else None),
+        {
+            "org_id": org_id,
+            "applicant_id": applicant_id,
+            "stage_id": stage_id,
+            "neighbour_id": neighbour_id if is_public_id(neighbour_id) else None,
+        },
+    ).first()
 
 
 def _bounds(
-    applicant: Applicant,
-    stage: Stage,
-    after_id: str | None,
-    before_id: str | None,
-    read: Any = _UNREAD,
-):
+    applicant: Applicant, stage: Stage, after_id: str | None, before_id: str | None, drop
+) -> tuple[str | None, str | None]:
     """The ranks the card must land between: after the card above it if given, else before
     the card below it, else at the top of the column. The other bound is read from the
-    database, not trusted from the client, so a stale page cannot produce a wrong order; it
-    comes with the neighbour, in one query. `read`: the neighbour's columns (or, at the top,
-    the column's first rank) where the caller read them with the applicant (_drop())."""
-    column = {"stage_id": stage.id, "excluding_id": applicant.id}
-    neighbour_id = after_id or before_id
-    if not neighbour_id:
-        if read is _UNREAD:
-            read = db.session.scalar(_column(excluding=True), column)
-        return None, read
-    if read is _UNREAD:
-        read = None
-        if is_public_id(neighbour_id):
-            read = db.session.execute(
-                _neighbour(bool(after_id)),
-                column
-                | {
-                    "org_id": applicant.org_id,
-                    "opening_id": applicant.opening_id,
-                    "neighbour_id": neighbour_id,
-                },
-            ).first()
-    if read is None or read[0] is None:
-        raise Invalid("The card it was dropped next to is not on this board.", "after")
+    database (`drop`: the row of _read_drop()), not trusted from the client, so a stale page
+    cannot produce a wrong order."""
+    read = drop[3:]
+    if not (after_id or before_id):
+        return None, read[0]
     id_, name, stage_id, status, rank, bound = read
+    if id_ is None:
+        raise Invalid("The card it was dropped next to is not on this board.", "after")
     if id_ == applicant.id:
         raise Invalid("A card cannot be placed next to itself.", "after")
     if stage_id != stage.id or status != ApplicantStatus.ACTIVE:
@@ -255,19 +233,14 @@ def respread(stage: Stage) -> None:
         )
 
 
-def _rank(
-    applicant: Applicant,
-    stage: Stage,
-    after_id: str | None,
-    before_id: str | None,
-    read: Any = _UNREAD,
-) -> str:
-    low, high = _bounds(applicant, stage, after_id, before_id, read)
+def _rank(applicant: Applicant, stage: Stage, after_id: str | None, before_id: str | None, drop):
+    low, high = _bounds(applicant, stage, after_id, before_id, drop)
     try:
         return ranks.between(low, high)
     except ValueError:
         respread(stage)
-        low, high = _bounds(applicant, stage, after_id, before_id)
+        drop = _read_drop(applicant.org_id, applicant.public_id, stage.id, after_id, before_id)
+        low, high = _bounds(applicant, stage, after_id, before_id, drop)
         return ranks.between(low, high)
 
 
@@ -468,25 +441,13 @@ def move(
     require(actor, Role.RECRUITER)
     throttle_moves(actor)
     stage = _target_stage(actor.org_id, stage_id, stages)
-    side = "after" if after else "before" if before else None
-    neighbour_id = after or before
-    row = None
-    if is_public_id(applicant_id):
-        row = db.session.execute(
-            _drop(side),
-            {
-                "org_id": actor.org_id,
-                "applicant_id": applicant_id,
-                "stage_id": stage.id,
-                "neighbour_id": neighbour_id if is_public_id(neighbour_id) else None,
-            },
-        ).first()
+    row = _read_drop(actor.org_id, applicant_id, stage.id, after, before)
     if row is None:
         raise NotFound("No such applicant in this org.")
     applicant, left, entered = row[:3]
     if stage.opening_id != applicant.opening_id:
         raise _other_opening()
-    moved = _move(applicant, stage, after, before, version, Actor.user(actor.user), row[3:], commit)
+    moved = _move(applicant, stage, after, before, version, Actor.user(actor.user), row, commit)
     if moved.moved_on:
         return moved
     left, entered = left or 0, entered or 0
@@ -504,21 +465,18 @@ def _move(
     before: str | None,
     version: int | None,
     actor: Actor,
-    read: Any = _UNREAD,
+    drop,
     commit: bool = True,
 ) -> Moved:
     """The checks and the write every single move makes, whoever asked for it; commits
-    unless told not to. read: what the caller read of the drop with the applicant (see
-    _bounds)."""
+    unless told not to. drop: the move's _read_drop() row."""
     _check_active(applicant)
     _check_version(applicant, version)
-    if read is not _UNREAD and not (after or before):
-        (read,) = read
     moved = place(
         applicant,
         applicant.stage,
         stage,
-        _rank(applicant, stage, after, before, read),
+        _rank(applicant, stage, after, before, drop),
         actor=actor,
         version=applicant.version,
     )
@@ -545,7 +503,8 @@ def move_by_api(key: ApiKey, applicant: Applicant, stage_id: str, *, version: in
         raise Invalid("No stage of the applicant's opening has this id.", "stage_id") from None
     except Invalid as exc:
         raise Invalid(exc.message, "stage_id") from None
-    return _move(applicant, stage, None, None, version, Actor.api_key(key))
+    drop = _read_drop(key.org_id, applicant.public_id, stage.id, None, None)
+    return _move(applicant, stage, None, None, version, Actor.api_key(key), drop)
 
 
 # --- reject and restore --------------------------------------------------------------------

@@ -121,26 +121,21 @@ def stage_rules(stage_id: int) -> list[Rule]:
     return cache[stage_id]
 
 
-# A stage's rules, one a row, then its questions (joined_stages() with questions): joining
-# both at once would make a row per pair.
+# A stage's rules, one a row, then its questions (joined_stages()): joining both at once would
+# make a row per pair.
 _PART = union_all(select(inline(1).label("n")), select(inline(2).label("n"))).subquery("part")
 
 
-def joined_stages(query: Select, questions: ColumnElement | None = None) -> Select:
-    """query, of an opening, joined with the opening's stages and their enabled rules in
-    order: each row ends with a (stage, rule) pair for keep_stages(), None where missing.
-    With `questions`, a condition on Question, each row ends with (stage, rule, question):
-    a stage's rows are its rules, then its live questions that meet the condition, in
-    order (for with_kept_stages_and_questions())."""
-    query = query.outerjoin(Stage, Stage.opening_id == Opening.id)
+def joined_stages(query: Select, questions: ColumnElement) -> Select:
+    """query, of an opening, joined with the opening's stages, their enabled rules and their
+    live questions that meet the condition `questions`: each row ends with (stage, rule,
+    question), None where missing; a stage's rows are its rules in order, then its questions
+    in order (for with_kept_stages())."""
     enabled = and_(Rule.stage_id == Stage.id, Rule.enabled.is_(True))
-    if questions is None:
-        return query.outerjoin(Rule, enabled).order_by(
-            Stage.position, Stage.id, Rule.position, Rule.id
-        )
     live = and_(Question.stage_id == Stage.id, Question.archived_at.is_(None), questions)
     return (
-        query.join(_PART, true())
+        query.outerjoin(Stage, Stage.opening_id == Opening.id)
+        .join(_PART, true())
         .outerjoin(Rule, and_(_PART.c.n == inline(1), enabled))
         .outerjoin(Question, and_(_PART.c.n == inline(2), live))
         .order_by(
@@ -155,17 +150,9 @@ def joined_stages(query: Select, questions: ColumnElement | None = None) -> Sele
     )
 
 
-def with_kept_stages(rows: list) -> Opening:
-    """The opening of joined_stages() rows (..., opening, stage, rule), its stages set from
-    them."""
-    opening = rows[0][-3]
-    set_committed_value(opening, "stages", keep_stages(row[-2:] for row in rows))
-    return opening
-
-
-def with_kept_stages_and_questions(rows: list) -> tuple[Opening, list[Question]]:
-    """The opening of joined_stages(..., questions) rows (..., opening, stage, rule,
-    question), its stages set from them, and the questions in order."""
+def with_kept_stages(rows: list) -> tuple[Opening, list[Question]]:
+    """The opening of joined_stages() rows (..., opening, stage, rule, question), its stages
+    set from them, and the questions in order."""
     opening = rows[0][-4]
     set_committed_value(opening, "stages", keep_stages(row[-3:-1] for row in rows))
     return opening, list({row[-1].id: row[-1] for row in rows if row[-1] is not None}.values())
