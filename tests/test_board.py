@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from plutomi import ranks
-from plutomi.extensions import db
+from plutomi.extensions import db, queues
 from plutomi.models import (
     Answer,
     Applicant,
@@ -242,6 +242,28 @@ def test_a_flood_of_moves_is_throttled_with_a_retry_time(setup, monkeypatch):
         moves.move(actor, people[0].public_id, applied.public_id)
     assert 1 <= caught.value.retry_after <= moves.MOVE_WINDOW_SECONDS
     assert len(events(people[0])) == 3
+
+
+def test_the_move_limit_counts_in_one_redis_round_trip_and_survives_a_script_flush(
+    setup, monkeypatch
+):
+    _, _, (applied, *_), people, actor = setup
+    monkeypatch.setattr(moves, "MOVES_PER_WINDOW", 2)
+    redis = queues.connection
+    sent = []
+    real = type(redis).execute_command
+    monkeypatch.setattr(
+        type(redis),
+        "execute_command",
+        lambda self, *a, **k: sent.append(a[0]) or real(self, *a, **k),
+    )
+    moves.move(actor, people[0].public_id, applied.public_id)
+    assert sent == ["EVALSHA"]
+    redis.script_flush()  # a restarted server forgets its scripts: the next call loads it again
+    moves.move(actor, people[0].public_id, applied.public_id)
+    with pytest.raises(Throttled):
+        moves.move(actor, people[0].public_id, applied.public_id)
+    assert 0 < redis.ttl(f"plutomi:rate:moves:{actor.user_id}") <= moves.MOVE_WINDOW_SECONDS
 
 
 # --- counts, pages and filters -------------------------------------------------------------

@@ -261,15 +261,17 @@ def _entry_values(stage_id: int, entry: int, now) -> dict:
 def _conditional_update(keys: tuple[str, ...]) -> Update:
     """The UPDATE of _write() for these columns (each set from the parameter new_<column>),
     built once per set of columns."""
+    # On the table, not the entity: the ORM's bulk UPDATE path cost more than the statement,
+    # and the caller sets what was written on the loaded applicant itself.
+    table = Applicant.__table__
     return (
-        update(Applicant)
+        update(table)
         .where(
-            Applicant.id == bindparam("applicant_id"),
-            Applicant.version == bindparam("read_version"),
-            Applicant.status == ApplicantStatus.ACTIVE,
+            table.c.id == bindparam("applicant_id"),
+            table.c.version == bindparam("read_version"),
+            table.c.status == ApplicantStatus.ACTIVE,
         )
-        .values({key: bindparam(f"new_{key}") for key in keys} | {"version": Applicant.version + 1})
-        .execution_options(synchronize_session=False)
+        .values({key: bindparam(f"new_{key}") for key in keys} | {"version": table.c.version + 1})
     )
 
 

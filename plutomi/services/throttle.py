@@ -6,8 +6,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from functools import cache
 
 from flask import current_app
+from redis import Redis
+from redis.commands.core import Script
 from redis.exceptions import RedisError
 
 from plutomi.extensions import queues
@@ -69,16 +72,29 @@ def clear_account(email: str) -> None:
         log.exception("could not clear login failures")
 
 
+# One round trip and one reply for a rate-limited action (a move, an API request): the window
+# starts at the first action (SET NX EX; INCRBY keeps the TTL), and the TTL comes back with
+# the count for the Retry-After of a refusal.
+_COUNT = """
+redis.call('SET', KEYS[1], 0, 'EX', ARGV[2], 'NX')
+local count = redis.call('INCRBY', KEYS[1], ARGV[1])
+return {count, redis.call('TTL', KEYS[1])}
+"""
+
+
+@cache
+def _counter(redis: Redis) -> Script:
+    """The script bound to this client: it runs by its hash and loads itself when the server
+    does not know it (a restart, a flushed script cache)."""
+    return redis.register_script(_COUNT)
+
+
 def rate_limit(name: str, limit: int, window: int, message: str, cost: int = 1) -> None:
     """Count `cost` actions against `name` in a fixed window of `window` seconds; past `limit`
     raise Throttled with the seconds left, so a client can wait and send again. Fails open."""
-    key = f"plutomi:rate:{name}"
+    redis = queues.connection
     try:
-        pipe = queues.connection.pipeline()
-        pipe.set(key, 0, ex=window, nx=True)
-        pipe.incrby(key, cost)
-        pipe.ttl(key)
-        _, count, ttl = pipe.execute()
+        count, ttl = _counter(redis)(keys=[f"plutomi:rate:{name}"], args=[cost, window])
     except RedisError:
         log.exception("rate limit %s unavailable; allowing the action", name)
         return
