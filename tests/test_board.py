@@ -3,6 +3,7 @@ bulk actions (at once and as a job), live changes, and the refusals that change 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -406,6 +407,66 @@ def test_cards_carry_picked_answers_tags_and_the_duplicate_flag(setup, make_open
         "Person 002",
         "PERSON 002",
     ]
+
+
+def test_a_moved_card_is_dressed_from_its_move_as_the_board_dresses_it(setup, make_opening):
+    org, opening, (applied, review, _), people, actor = setup
+    city = add_question(applied, "city", QuestionType.SINGLE_CHOICE, ["Leeds"], show_on_card=True)
+    years = add_question(applied, "years", QuestionType.NUMBER, show_on_card=True, position=1)
+    cv = add_question(applied, "cv", QuestionType.FILE, show_on_card=True, position=2)
+    hidden = add_question(applied, "note", QuestionType.SHORT_TEXT, position=3)
+    answers = {
+        people[0]: [(city, "Leeds"), (years, 7), (cv, {"name": "cv.pdf"}), (hidden, "x")],
+        people[1]: [(years, None), (hidden, "y")],
+    }
+    for person, given in answers.items():
+        for question, value in given:
+            db.session.add(
+                Answer(org_id=org.id, applicant_id=person.id, question_id=question.id, value=value)
+            )
+    # Tags whose order depends on how spaces and dashes sort.
+    for tag in ("hasty", "has van", "a-b", "ab", "zz"):
+        db.session.add(ApplicantTag(org_id=org.id, applicant_id=people[0].id, tag=tag))
+    other = make_opening(org, "Other")
+    db.session.add(
+        Applicant(
+            org_id=org.id,
+            opening_id=other.id,
+            stage_id=other.stages[0].id,
+            name="Someone",
+            email=people[2].email,
+            rank="i1",
+        )
+    )
+    people[4].name = "PERSON 003"  # the same name twice in this opening, in another case
+    db.session.commit()
+    card_questions, _ = board.board_questions(opening)
+    assert card_questions == [city, years, cv]
+
+    for person in people:
+        moved = moves.move(actor, person.public_id, review.public_id, dress=card_questions)
+        drawn = board.moved_card(
+            opening, moved.applicant, board.BoardFilter(), card_questions, moved.dressing
+        )
+        (expected,) = board.dress(
+            opening, [replace(drawn, duplicate=False, answers=(), tags=())], card_questions
+        )
+        assert drawn == expected, person.name
+    first = board.moved_card(opening, people[0], board.BoardFilter(), card_questions, None)
+    assert first.answers == (("City", "Leeds"), ("Years", "7"), ("Cv", "File uploaded"))
+    assert first.tags == tuple(
+        db.session.scalars(
+            select(ApplicantTag.tag)
+            .where(ApplicantTag.applicant_id == people[0].id)
+            .order_by(ApplicantTag.tag)
+        )
+    )
+    duplicates = {
+        p.name
+        for p in people
+        if board.moved_card(opening, p, board.BoardFilter(), card_questions).duplicate
+    }
+    assert duplicates == {"Person 002", "Person 003", "PERSON 003"}
 
 
 # --- bulk ----------------------------------------------------------------------------------

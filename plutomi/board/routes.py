@@ -230,6 +230,7 @@ def move(opening_id: str):
     applicant_id = form.get("applicant", "")
     version = form.get("version", type=int)
     stages = opening.stages
+    card_questions, _ = g.board_questions
     try:
         moved = moves.move(
             current_membership(),
@@ -240,6 +241,8 @@ def move(opening_id: str):
             version=version,
             stages=stages,
             commit=False,  # the answer's reads first: no transaction is left to end after
+            # Unfiltered, the card is drawn from the move's read, dressing and all.
+            dress=None if f.is_set else card_questions,
         )
     except ServiceError as exc:
         db.session.rollback()
@@ -261,8 +264,7 @@ def move(opening_id: str):
     )
     # The move read both counters; a filtered board counts what matches the filter.
     counts = moved.counts if not f.is_set else boards.counts([s.id for s in touched], f)
-    card_questions, _ = g.board_questions
-    card = boards.moved_card(opening, moved.applicant, f, card_questions)
+    card = boards.moved_card(opening, moved.applicant, f, card_questions, moved.dressing)
     commit_keeping_loaded()
     return render_template(
         "board/_moved.html",

@@ -17,6 +17,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     CompoundSelect,
     Integer,
     String,
@@ -32,6 +33,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.orm import aliased
 
 from plutomi.extensions import db
 from plutomi.models import (
@@ -298,6 +300,78 @@ def _dressing(dialect: str, with_answers: bool) -> CompoundSelect:
     return union_all(*parts).order_by("kind", "applicant_id", "text")
 
 
+def _shown(type_: str, value: str | None) -> str:
+    """An answer as a card shows it, from its value as JSON text."""
+    if type_ == QuestionType.FILE:
+        return "File uploaded"
+    return format_value(type_, None if value is None else json.loads(value))
+
+
+# Between the items of dressing()'s lists: tags refuse control characters, and JSON text
+# escapes them, so it never occurs inside an item.
+_SEP = "\x1f"
+
+
+def dressing(moved: Any, dialect: str) -> list[ColumnElement]:
+    """What dress() reads for one card, as three columns for a statement that reads the
+    applicant `moved` (an entity or alias): whether it may be a duplicate, its tags in the
+    database's order, and its answers to the questions of the parameter `card_questions` as
+    "question id:JSON" items, each list in one string. A move reads them with the applicant
+    (moves.move(dress=...)), which saves it dress()'s round trip; dressed() reads them."""
+    other = aliased(Applicant, name="other")
+    duplicate = or_(
+        exists().where(
+            other.org_id == moved.org_id,
+            other.email == moved.email,
+            other.opening_id != moved.opening_id,
+        ),
+        exists().where(
+            other.opening_id == moved.opening_id,
+            func.lower(other.name) == func.lower(moved.name),
+            other.id != moved.id,
+        ),
+    )
+    tags = func.aggregate_strings(ApplicantTag.tag, _SEP)
+    if dialect == "postgresql":
+        # SQLite (3.40 here) cannot order inside group_concat; dressed() sorts its tags, as its
+        # BINARY collation would.
+        tags = tags.aggregate_order_by(ApplicantTag.tag)
+    answer = cast(Answer.question_id, String) + ":" + func.coalesce(_ANSWER_TEXT, "null")
+    return [
+        duplicate.label("card_duplicate"),
+        select(tags)
+        .where(ApplicantTag.org_id == moved.org_id, ApplicantTag.applicant_id == moved.id)
+        .scalar_subquery()
+        .label("card_tags"),
+        select(func.aggregate_strings(answer, _SEP))
+        .where(
+            Answer.applicant_id == moved.id,
+            among_param(Answer.question_id, "card_questions", dialect),
+        )
+        .scalar_subquery()
+        .label("card_answers"),
+    ]
+
+
+def dressed(card: Card, row: Any, card_questions: list[Question]) -> Card:
+    """The card dressed from the dressing() columns of `row`, as dress() would dress it."""
+    picks = {q.id: (i, q.label, q.type) for i, q in enumerate(card_questions)}
+    picked = []
+    for item in row.card_answers.split(_SEP) if row.card_answers else ():
+        question_id, _, value = item.partition(":")
+        place, label, type_ = picks[int(question_id)]
+        picked.append((place, label, _shown(type_, value)))
+    tags = row.card_tags.split(_SEP) if row.card_tags else []
+    if db.engine.dialect.name != "postgresql":
+        tags.sort()
+    return replace(
+        card,
+        duplicate=bool(row.card_duplicate),
+        answers=tuple((label, shown) for _, label, shown in sorted(picked)),
+        tags=tuple(tags),
+    )
+
+
 def dress(opening: Opening, cards: list[Card], card_questions: list[Question]) -> list[Card]:
     """Add the duplicate flag, the picked answers and the tags to a page of cards, read in one
     round trip: a UNION ALL of indexed parts, each row (kind, applicant, question, text, value).
@@ -331,11 +405,7 @@ def dress(opening: Opening, cards: list[Card], card_questions: list[Question]) -
             tags.setdefault(applicant_id, []).append(text)
         elif kind == "answer":
             place, label, type_ = picks[question_id]
-            if type_ == QuestionType.FILE:
-                shown = "File uploaded"
-            else:
-                shown = format_value(type_, None if value is None else json.loads(value))
-            picked.setdefault(applicant_id, []).append((place, label, shown))
+            picked.setdefault(applicant_id, []).append((place, label, _shown(type_, value)))
         elif kind == "email":
             emails.add(text)
         else:
@@ -527,14 +597,21 @@ def next_page(
 
 
 def moved_card(
-    opening: Opening, applicant: Applicant, f: BoardFilter, card_questions: list[Question]
+    opening: Opening,
+    applicant: Applicant,
+    f: BoardFilter,
+    card_questions: list[Question],
+    dressing_row: Any = None,
 ) -> Card | None:
     """The card of an applicant just moved, if it matches the filter, dressed. Unfiltered it
-    is drawn from the applicant as loaded (a move leaves it as its UPDATE wrote it)."""
+    is drawn from the applicant as loaded (a move leaves it as its UPDATE wrote it), and
+    dressed from `dressing_row` when the move read its dressing() columns."""
     if f.is_set:
         found = cards_by_id(opening, [applicant.id], f, card_questions)
         return found[0] if found else None
     card = Card(*(getattr(applicant, column.key) for column in _CARD_COLUMNS))
+    if dressing_row is not None:
+        return dressed(card, dressing_row, card_questions)
     return dress(opening, [card], card_questions)[0]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import cache
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, select, text, update
 from sqlalchemy.orm import aliased
@@ -22,13 +23,14 @@ from plutomi.models import (
     Applicant,
     ApplicantStatus,
     Membership,
+    Question,
     Role,
     Stage,
     StageCount,
     utcnow,
 )
 from plutomi.models.base import UTCDateTime, is_public_id
-from plutomi.services import rules, throttle
+from plutomi.services import board, rules, throttle
 from plutomi.services.errors import Conflict, Invalid, NotFound
 from plutomi.services.events import Actor, record_applicant
 from plutomi.services.fields import CONTROL_CHARACTER, has_control_characters
@@ -51,6 +53,8 @@ class Moved:
     # The active cards of from_stage and to_stage after the move, where the move read their
     # counters (a move by id does, in the statement that reads the applicant).
     counts: dict[int, int] | None = None
+    # The move's read, with board.dressing()'s columns when the caller asked for them.
+    dressing: Any = None
 
     @property
     def changed_stage(self) -> bool:
@@ -141,13 +145,14 @@ def _counter(stage_id: ColumnElement) -> ColumnElement:
 
 
 @cache
-def _drop(side: str | None) -> Select:
+def _drop(side: str | None, dressing_for: str | None = None) -> Select:
     """A move's applicant (`applicant_id` in the org `org_id`) with all else the move reads,
     in one statement: the counters of the stage it leaves and of the stage `stage_id` it
     enters, before the move; then, dropped `side` ("after" or "before") the card
     `neighbour_id`, that card's id, name, stage, status and rank and the rank on its other
     side, or else the first rank of the column; each bound among the active cards of the
-    stage but the moved one."""
+    stage but the moved one. dressing_for: a dialect, to end the row with the card's
+    board.dressing() columns."""
     moved = aliased(Applicant, name="moved")
     stage_id = bindparam("stage_id")
     query = select(moved, _counter(moved.stage_id), _counter(stage_id)).where(
@@ -155,39 +160,53 @@ def _drop(side: str | None) -> Select:
     )
     if side is None:
         top = column_end(stage_id, last=False, excluding=moved.id)
-        return query.add_columns(top.scalar_subquery())
-    n = aliased(Applicant, name="neighbour")
-    if side == "after":
-        other = column_end(stage_id, last=False, excluding=moved.id).where(Applicant.rank > n.rank)
+        query = query.add_columns(top.scalar_subquery())
     else:
-        other = column_end(stage_id, last=True, excluding=moved.id).where(Applicant.rank < n.rank)
-    return query.add_columns(
-        n.id, n.name, n.stage_id, n.status, n.rank, other.scalar_subquery()
-    ).outerjoin(
-        n,
-        and_(
-            n.org_id == moved.org_id,
-            n.opening_id == moved.opening_id,
-            n.public_id == bindparam("neighbour_id"),
-        ),
-    )
+        n = aliased(Applicant, name="neighbour")
+        if side == "after":
+            other = column_end(stage_id, last=False, excluding=moved.id)
+            other = other.where(Applicant.rank > n.rank)
+        else:
+            other = column_end(stage_id, last=True, excluding=moved.id)
+            other = other.where(Applicant.rank < n.rank)
+        query = query.add_columns(
+            n.id, n.name, n.stage_id, n.status, n.rank, other.scalar_subquery()
+        ).outerjoin(
+            n,
+            and_(
+                n.org_id == moved.org_id,
+                n.opening_id == moved.opening_id,
+                n.public_id == bindparam("neighbour_id"),
+            ),
+        )
+    if dressing_for is not None:
+        query = query.add_columns(*board.dressing(moved, dressing_for))
+    return query
 
 
 def _read_drop(
-    org_id: int, applicant_id: str, stage_id: int, after_id: str | None, before_id: str | None
+    org_id: int,
+    applicant_id: str,
+    stage_id: int,
+    after_id: str | None,
+    before_id: str | None,
+    card_questions: list[Question] | None = None,
 ):
     """_drop()'s row for this move, or None when the org has no such applicant (a malformed
-    id never reaches the database; a malformed neighbour id matches no card)."""
+    id never reaches the database; a malformed neighbour id matches no card). card_questions:
+    read the card's dressing too, with the answers to these."""
     if not is_public_id(applicant_id):
         return None
     neighbour_id = after_id or before_id
+    dialect = None if card_questions is None else db.engine.dialect.name
     return db.session.execute(
-        _drop("after" if after_id else "before" if before_id else None),
+        _drop("after" if after_id else "before" if before_id else None, dialect),
         {
             "org_id": org_id,
             "applicant_id": applicant_id,
             "stage_id": stage_id,
             "neighbour_id": neighbour_id if is_public_id(neighbour_id) else None,
+            "card_questions": [q.id for q in card_questions or ()],
         },
     ).first()
 
@@ -199,10 +218,9 @@ def _bounds(
     the card below it, else at the top of the column. The other bound is read from the
     database (`drop`: the row of _read_drop()), not trusted from the client, so a stale page
     cannot produce a wrong order."""
-    read = drop[3:]
     if not (after_id or before_id):
-        return None, read[0]
-    id_, name, stage_id, status, rank, bound = read
+        return None, drop[3]
+    id_, name, stage_id, status, rank, bound = drop[3:9]
     if id_ is None:
         raise Invalid("The card it was dropped next to is not on this board.", "after")
     if id_ == applicant.id:
@@ -432,6 +450,7 @@ def move(
     version: int | None = None,
     stages: list[Stage] | None = None,
     commit: bool = True,
+    dress: list[Question] | None = None,
 ) -> Moved:
     """Move an applicant to a stage of its opening (or within its stage), next to `after`
     (the card above) or `before` (the card below), or to the top when neither is given.
@@ -439,11 +458,13 @@ def move(
     applicant leaves and the one it enters are then found without a query. The applicant,
     the neighbour and the bound on its other side, and both stages' counters are read in
     one statement. commit: False leaves the transaction open for the caller, to read what
-    its answer needs before commit_keeping_loaded() (a board's answer: the card)."""
+    its answer needs before commit_keeping_loaded() (a board's answer: the card). dress: the
+    board's card questions, to read the card's dressing in that statement too (Moved.dressing,
+    for board.moved_card)."""
     require(actor, Role.RECRUITER)
     throttle_moves(actor)
     stage = _target_stage(actor.org_id, stage_id, stages)
-    row = _read_drop(actor.org_id, applicant_id, stage.id, after, before)
+    row = _read_drop(actor.org_id, applicant_id, stage.id, after, before, dress)
     if row is None:
         raise NotFound("No such applicant in this org.")
     applicant, left, entered = row[:3]
@@ -457,7 +478,7 @@ def move(
         counts = {moved.from_stage.id: left - 1, stage.id: entered + 1}
     else:
         counts = {stage.id: entered}
-    return replace(moved, counts=counts)
+    return replace(moved, counts=counts, dressing=row if dress is not None else None)
 
 
 def _move(
