@@ -26,6 +26,7 @@ from plutomi.models import (
 )
 from plutomi.services import board, bulk, moves
 from plutomi.services.errors import Conflict, Forbidden, Invalid, NotFound, Throttled
+from plutomi.services.events import Actor, record_applicant
 from tests.conftest import owner_of
 
 
@@ -107,6 +108,26 @@ def test_a_move_to_another_stage_lands_next_to_its_neighbour_with_an_event(setup
     moves.move(actor, people[4].public_id, review.public_id, after=last.public_id)
     assert column(review)[-1] == "Person 004"
     assert column(applied) == ["Person 000"]
+
+
+def test_a_moves_event_follows_what_its_transaction_recorded_before_it(setup):
+    """On PostgreSQL a move inserts its event with its UPDATE, at once; an event recorded
+    before it in the transaction, still pending, must not land after it."""
+    _, _, (applied, review, _), people, actor = setup
+    person, by = people[0], Actor.user(actor.user)
+    # Everything the move reads, loaded now: no query (and its autoflush) comes before it.
+    version = person.version
+    for stage in (applied, review):
+        assert stage.name and stage.public_id
+    record_applicant("applicant.note_added", person, actor=by)
+    assert moves.place(
+        person, applied, review, ranks.between(None, None), actor=by, version=version
+    )
+    db.session.commit()
+    assert [e.type for e in events(person)] == ["applicant.note_added", "applicant.moved"]
+    (moved,) = events(person, "applicant.moved")
+    assert moved.payload == moves.stage_fields(applied, review)
+    assert (moved.actor_type, moved.actor_id) == ("user", actor.user_id)
 
 
 def test_reordering_within_a_stage_keeps_the_order_and_writes_a_reorder_event(setup):

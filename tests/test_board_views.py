@@ -343,10 +343,11 @@ def test_a_move_reads_only_what_its_answer_needs(client, world):
     assert reads_of_stages[0].lstrip().startswith("SELECT openings."), reads_of_stages
     # The session with the member and their orgs; the opening with its stages, their rules
     # and its board questions; the applicant with both stages' counters, the top of the
-    # column and the card's duplicate flag, answers and tags; the UPDATE and the event (the
-    # org's row says it has no webhook endpoints to look up). Nothing is read again after the
-    # commit, and the counts come from the counters read before the move.
-    assert len(statements) <= 5, statements
+    # column and the card's duplicate flag, answers and tags; the UPDATE and the event, one
+    # statement on PostgreSQL (the org's row says it has no webhook endpoints to look up).
+    # Nothing is read again after the commit, and the counts come from the counters read
+    # before the move.
+    assert len(statements) <= (4 if db.engine.dialect.name == "postgresql" else 5), statements
     assert not [s for s in statements if "FROM stage_counts" in s and "moved" not in s]
     assert not [s for s in statements if "applicant_tags" in s and "moved" not in s]
     assert not [s for s in statements if "FROM questions" in s and "openings" not in s]
