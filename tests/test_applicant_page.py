@@ -25,7 +25,7 @@ from plutomi.models import (
     Stage,
     utcnow,
 )
-from plutomi.services import answers, applicants, applications, timeline, uploads
+from plutomi.services import answers, applicants, applications, display, timeline, uploads
 from tests.conftest import owner_of
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
@@ -345,7 +345,7 @@ def test_first_by_stage_numbers_rows_per_stage(make_org, make_opening, make_appl
 )
 def test_duration(seconds, text):
     now = datetime(2025, 1, 1, tzinfo=UTC)
-    assert applicants.duration(now - timedelta(seconds=seconds), now) == text
+    assert display.duration(now - timedelta(seconds=seconds), now) == text
 
 
 @pytest.mark.parametrize(
@@ -361,7 +361,7 @@ def test_duration(seconds, text):
     ],
 )
 def test_format_value(kind, value, text):
-    assert applicants.format_value(kind, value) == text
+    assert display.format_value(kind, value) == text
 
 
 def test_the_query_count_does_not_grow_with_events_notes_or_tags(

@@ -24,7 +24,7 @@ from plutomi.models import (
     Role,
     utcnow,
 )
-from plutomi.services import board, bulk, moves
+from plutomi.services import board, bulk, cards, moves
 from plutomi.services.errors import Conflict, Forbidden, Invalid, NotFound, Throttled
 from plutomi.services.events import Actor, record_applicant
 from tests.conftest import owner_of
@@ -469,7 +469,7 @@ def test_a_moved_card_is_dressed_from_its_move_as_the_board_dresses_it(setup, ma
         drawn = board.moved_card(
             opening, moved.applicant, board.BoardFilter(), card_questions, moved.dressing
         )
-        (expected,) = board.dress(
+        (expected,) = cards.dress(
             opening, [replace(drawn, duplicate=False, answers=(), tags=())], card_questions
         )
         assert drawn == expected, person.name

@@ -20,7 +20,7 @@ from plutomi.models import (
     User,
     utcnow,
 )
-from plutomi.services import board, notes, tags, timeline
+from plutomi.services import cards, notes, tags, timeline
 from plutomi.services.errors import Forbidden, Invalid, NotFound
 from plutomi.services.events import Actor, record_applicant
 from tests.conftest import owner_of
@@ -294,8 +294,8 @@ def test_the_boards_reads_take_one_query_each(world, make_org, make_opening, mak
     org = db.session.get(Org, org.id)
 
     # A page of cards, one from another org among them: its tags are not this board's.
-    cards = [
-        board.Card(
+    page = [
+        cards.Card(
             p.id,
             p.public_id,
             p.name,
@@ -310,14 +310,14 @@ def test_the_boards_reads_take_one_query_each(world, make_org, make_opening, mak
     ]
     opening = applicant.opening
     with counting_queries() as statements:
-        dressed = board.dress(opening, cards, [])
+        dressed = cards.dress(opening, page, [])
     assert len(statements) == 1  # tags, answers and duplicate flags together
     assert {card.id: card.tags for card in dressed if card.tags} == {
         applicant.id: ("bilingual", "van"),
         second.id: ("van",),
     }
     with counting_queries() as statements:
-        assert board.dress(opening, [], []) == []
+        assert cards.dress(opening, [], []) == []
     assert statements == []
 
     with counting_queries() as statements:

@@ -26,12 +26,12 @@ from plutomi.applicants.forms import NoteForm, TagForm
 from plutomi.forms import as_member, show_error
 from plutomi.htmx import trigger
 from plutomi.models import Applicant, Role
-from plutomi.services import applicants, notes, tags, timeline
+from plutomi.services import applicants, display, notes, tags, timeline
 from plutomi.services.errors import Invalid
 from plutomi.tenancy import current_membership, org_required
 
 bp = Blueprint("applicants", __name__)
-bp.add_app_template_filter(applicants.duration, "duration")
+bp.add_app_template_filter(display.duration, "duration")
 
 RECRUITER = Role.RECRUITER
 # Sent after every note or tag change: the timeline section reloads its first page on it.

@@ -42,7 +42,7 @@ from plutomi.models import (
     utcnow,
 )
 from plutomi.models.base import UTCDateTime, is_public_id
-from plutomi.services import board, rules, throttle, webhooks
+from plutomi.services import cards, rules, throttle, webhooks
 from plutomi.services.errors import Conflict, Invalid, NotFound
 from plutomi.services.events import Actor, record_applicant
 from plutomi.services.fields import CONTROL_CHARACTER, has_control_characters
@@ -65,7 +65,7 @@ class Moved:
     # The active cards of from_stage and to_stage after the move, where the move read their
     # counters (a move by id does, in the statement that reads the applicant).
     counts: dict[int, int] | None = None
-    # The move's read, with board.dressing()'s columns when the caller asked for them.
+    # The move's read, with cards.dressing()'s columns when the caller asked for them.
     dressing: Any = None
 
     @property
@@ -164,7 +164,7 @@ def _drop(side: str | None, dressing_for: str | None = None) -> Select:
     `neighbour_id`, that card's id, name, stage, status and rank and the rank on its other
     side, or else the first rank of the column; each bound among the active cards of the
     stage but the moved one. dressing_for: a dialect, to end the row with the card's
-    board.dressing() columns."""
+    cards.dressing() columns."""
     moved = aliased(Applicant, name="moved")
     stage_id = bindparam("stage_id")
     query = select(moved, _counter(moved.stage_id), _counter(stage_id)).where(
@@ -192,7 +192,7 @@ def _drop(side: str | None, dressing_for: str | None = None) -> Select:
             ),
         )
     if dressing_for is not None:
-        query = query.add_columns(*board.dressing(moved, dressing_for))
+        query = query.add_columns(*cards.dressing(moved, dressing_for))
     return query
 
 

@@ -32,7 +32,7 @@ from plutomi.models import (
     utcnow,
 )
 from plutomi.services import outbox
-from plutomi.services.applicants import duration
+from plutomi.services.display import duration
 from plutomi.services.errors import Invalid, NotFound
 from plutomi.services.events import Actor, record
 from plutomi.services.lookups import by_public_id

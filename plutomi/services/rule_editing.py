@@ -35,8 +35,8 @@ from plutomi.models import (
     utcnow,
 )
 from plutomi.services import conditions, email_templates, events, rules
-from plutomi.services.applicants import duration
 from plutomi.services.conditions import Op
+from plutomi.services.display import duration
 from plutomi.services.errors import Invalid, InvalidFields
 from plutomi.services.fields import CONTROL_CHARACTER, clean_name, has_control_characters
 from plutomi.services.lookups import by_public_id
