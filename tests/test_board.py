@@ -19,6 +19,7 @@ from plutomi.models import (
     BulkAction,
     Event,
     Membership,
+    Opening,
     Question,
     QuestionType,
     Role,
@@ -396,6 +397,20 @@ def test_filters_by_text_time_tag_answers_and_status(setup):
         assert caught.value.field == field
 
 
+def apply_elsewhere(other: Opening, email: str) -> None:
+    """The same email applies to another opening of the org: a possible duplicate."""
+    db.session.add(
+        Applicant(
+            org_id=other.org_id,
+            opening_id=other.id,
+            stage_id=other.stages[0].id,
+            name="Someone",
+            email=email,
+            rank="i1",
+        )
+    )
+
+
 def test_cards_carry_picked_answers_tags_and_the_duplicate_flag(setup, make_opening):
     org, opening, (applied, *_), people, _ = setup
     city = add_question(applied, "city", QuestionType.SINGLE_CHOICE, ["Leeds"], show_on_card=True)
@@ -407,17 +422,7 @@ def test_cards_carry_picked_answers_tags_and_the_duplicate_flag(setup, make_open
             Answer(org_id=org.id, applicant_id=people[0].id, question_id=question.id, value=value)
         )
     db.session.add(ApplicantTag(org_id=org.id, applicant_id=people[0].id, tag="van"))
-    other = make_opening(org, "Other")
-    db.session.add(
-        Applicant(
-            org_id=org.id,
-            opening_id=other.id,
-            stage_id=other.stages[0].id,
-            name="Someone",
-            email=people[1].email,
-            rank="i1",
-        )
-    )
+    apply_elsewhere(make_opening(org, "Other"), people[1].email)
     people[3].name = "PERSON 002"  # the same name twice in this opening
     db.session.commit()
     cards = {c.name: c for c in board.board(opening).columns[0].cards}
@@ -448,17 +453,7 @@ def test_a_moved_card_is_dressed_from_its_move_as_the_board_dresses_it(setup, ma
     # Tags whose order depends on how spaces and dashes sort.
     for tag in ("hasty", "has van", "a-b", "ab", "zz"):
         db.session.add(ApplicantTag(org_id=org.id, applicant_id=people[0].id, tag=tag))
-    other = make_opening(org, "Other")
-    db.session.add(
-        Applicant(
-            org_id=org.id,
-            opening_id=other.id,
-            stage_id=other.stages[0].id,
-            name="Someone",
-            email=people[2].email,
-            rank="i1",
-        )
-    )
+    apply_elsewhere(make_opening(org, "Other"), people[2].email)
     people[4].name = "PERSON 003"  # the same name twice in this opening, in another case
     db.session.commit()
     card_questions, _ = board.board_questions(opening)
