@@ -86,6 +86,19 @@ def _drop_postgres(url: str) -> None:
     admin.dispose()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _instance_outside_the_checkout(tmp_path_factory) -> Iterator[None]:
+    """Every app the suite makes reads its settings from the environment first, which makes
+    an instance folder and a secret key in it: one of the test run's, not the checkout's."""
+    before = os.environ.get("INSTANCE_PATH")
+    os.environ["INSTANCE_PATH"] = str(tmp_path_factory.mktemp("instance"))
+    yield
+    if before is None:
+        os.environ.pop("INSTANCE_PATH", None)
+    else:
+        os.environ["INSTANCE_PATH"] = before
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory) -> Iterator[str]:
     """REDIS_URL when set (one database number per test process), else embedded Redis."""
