@@ -20,7 +20,7 @@ from html import escape
 from flask import Flask, abort, jsonify, redirect, request
 from sqlalchemy import create_engine, text
 
-import plutomi.pool  # noqa: F401  connections pinged only after idling, as Plutomi's are
+from plutomi.pool import ping_when_idle
 
 _ALPHABET = string.ascii_lowercase + string.digits
 
@@ -29,6 +29,7 @@ _url = os.environ["DATABASE_URL"]
 if _url.startswith("postgresql://"):
     _url = "postgresql+psycopg://" + _url[len("postgresql://") :]
 engine = create_engine(_url)
+ping_when_idle(engine)  # as Plutomi's connections are: pinged only after sitting idle
 
 # The board's queries: the org by slug, then its published, unarchived openings, newest first
 # (Plutomi caps the board at 200 rows: applications.BOARD_LIMIT).

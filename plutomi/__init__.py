@@ -47,10 +47,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from plutomi import mailer, webhook_delivery  # noqa: F401  register the outbox senders
+    # mailer and webhook_delivery register the outbox senders on import
+    from plutomi import mailer, pool, webhook_delivery  # noqa: F401
     from plutomi.extensions import commit_reads, csrf, db, htmx, login_manager, migrate, queues
 
     db.init_app(app)
+    with app.app_context():
+        pool.ping_when_idle(db.engine)
     app.teardown_appcontext(commit_reads)  # runs before Flask-SQLAlchemy's, which closes
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)

@@ -14,8 +14,6 @@ from htmx_flask import Htmx
 from sqlalchemy import Engine, MetaData, event
 from sqlalchemy.orm import DeclarativeBase, Session
 
-from plutomi import pool  # noqa: F401  pooled connections pinged only after sitting idle
-
 # Named constraints so Alembic migrations can drop and alter them on every database.
 NAMING = {
     "ix": "ix_%(column_0_label)s",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from psycopg.pq import TransactionStatus
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -30,6 +31,18 @@ def _terminate(engine, pid: int) -> None:
     admin.dispose()
 
 
+def _counting_pings(monkeypatch) -> list:
+    """The connections pinged from now on."""
+    pings, ping = [], pool._ping
+
+    def counted(engine, connection) -> None:
+        pings.append(connection)
+        ping(engine, connection)
+
+    monkeypatch.setattr(pool, "_ping", counted)
+    return pings
+
+
 def test_an_idle_connection_closed_by_the_server_is_replaced_before_use(postgres, monkeypatch):
     pid = _backend_pid(postgres)
     _terminate(postgres, pid)
@@ -54,12 +67,21 @@ def test_a_connection_used_a_moment_ago_is_not_pinged(postgres, monkeypatch):
 
 def test_a_new_connection_is_not_pinged(postgres, monkeypatch):
     monkeypatch.setattr(pool, "PING_AFTER_IDLE", 0.0)
-    pings, ping = [], pool._ping
-    monkeypatch.setattr(
-        pool, "_ping", lambda connection: pings.append(connection) or ping(connection)
-    )
+    pings = _counting_pings(monkeypatch)
     postgres.dispose()
     _backend_pid(postgres)
     assert pings == []
     _backend_pid(postgres)
     assert len(pings) == 1
+
+
+def test_a_ping_leaves_no_transaction_open(postgres, monkeypatch):
+    """The dialect's own ping: a bare SELECT 1 would begin a transaction on the connection
+    before the request's first statement."""
+
+    monkeypatch.setattr(pool, "PING_AFTER_IDLE", 0.0)
+    pings = _counting_pings(monkeypatch)
+    _backend_pid(postgres)
+    with postgres.connect() as conn:
+        assert pings, "the idle connection was not pinged"
+        assert conn.connection.dbapi_connection.info.transaction_status == TransactionStatus.IDLE
