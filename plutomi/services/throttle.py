@@ -6,11 +6,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from functools import cache
 
 from flask import current_app
-from redis import Redis
-from redis.commands.core import Script
 from redis.exceptions import RedisError
 
 from plutomi.extensions import queues
@@ -82,19 +79,14 @@ return {count, redis.call('TTL', KEYS[1])}
 """
 
 
-@cache
-def _counter(redis: Redis) -> Script:
-    """The script bound to this client: it runs by its hash and loads itself when the server
-    does not know it (a restart, a flushed script cache)."""
-    return redis.register_script(_COUNT)
-
-
 def rate_limit(name: str, limit: int, window: int, message: str, cost: int = 1) -> None:
     """Count `cost` actions against `name` in a fixed window of `window` seconds; past `limit`
     raise Throttled with the seconds left, so a client can wait and send again. Fails open."""
-    redis = queues.connection
+    # register_script only hashes the text (about 1.5 us); the Script runs by that hash and
+    # loads itself when the server does not know it (a restart, a flushed script cache).
+    count_action = queues.connection.register_script(_COUNT)
     try:
-        count, ttl = _counter(redis)(keys=[f"plutomi:rate:{name}"], args=[cost, window])
+        count, ttl = count_action(keys=[f"plutomi:rate:{name}"], args=[cost, window])
     except RedisError:
         log.exception("rate limit %s unavailable; allowing the action", name)
         return
