@@ -207,9 +207,14 @@ def test_more_cards_load_by_keyset_under_the_filter(client, world):
     html = client.get(board_url(opening)).text
     more = re.search(r'<li class="more" hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
     assert "Rev 049" in html and "Rev 050" not in html
-    page = client.get(more, headers=HX).text
+    with counting_queries() as statements:
+        page = client.get(more, headers=HX).text
     assert re.findall(r"Rev 0(\d\d)</a>", page) == [str(n) for n in range(50, 55)]
     assert 'class="more"' not in page
+    # Scrolling asks for it often: the session; the opening with its stages (the column's
+    # among them) and board questions; the last card shown, by its public id; the page; its
+    # dressing.
+    assert len(statements) <= 5, statements
     filtered = client.get(f"{board_url(opening)}?q=rev%2005", headers=HX).text
     assert "Rev 050" in filtered and "Rev 049" not in filtered
 

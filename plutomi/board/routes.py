@@ -105,10 +105,8 @@ def _of_opening(model: type[T], public_id: str, opening: Opening) -> T:
 
 
 def _filter(opening: Opening, args=None) -> tuple[boards.BoardFilter, dict[str, str]]:
-    """The board filter of the request, or the default one and the error next to its field.
-    The opening's board questions are kept on `g` for the rest of the request."""
-    if "board_questions" not in g:
-        g.board_questions = boards.board_questions(opening)
+    """The board filter of the request, or the default one and the error next to its field,
+    by the board questions _board_opening() kept on `g`."""
     try:
         f = boards.parse_filter(args if args is not None else request.args, g.board_questions[1])
         return f, {}
@@ -155,8 +153,10 @@ def show(opening_id: str):
 @org_required()
 def more_cards(opening_id: str, stage_id: str):
     """The next page of a column, asked for when its last card scrolls into view."""
-    opening = _opening(opening_id)
-    stage = _of_opening(Stage, stage_id, opening)
+    opening = _board_opening(opening_id)
+    stage = next((s for s in opening.stages if s.public_id == stage_id), None)
+    if stage is None:
+        abort(404)
     f, errors = _filter(opening)
     if errors:
         abort(422, next(iter(errors.values())))
@@ -187,14 +187,14 @@ def more_cards(opening_id: str, stage_id: str):
 def move_menu(opening_id: str):
     """A card's "move to" form, asked for from the card: with the version the board showed, so
     a move made with it is refused if the applicant changed since the board was drawn."""
-    opening = _opening(opening_id)
+    opening = _board_opening(opening_id)
     applicant = _of_opening(Applicant, request.args.get("applicant", ""), opening)
     return render_template(
         "board/_move_menu.html",
         applicant=applicant,
         version=request.args.get("version", applicant.version, type=int),
         opening=opening,
-        stages=boards.stages_of(opening),
+        stages=opening.stages,
     )
 
 
@@ -340,7 +340,7 @@ def changes(opening_id: str):
 @bp.post("/openings/<pid:opening_id>/board/bulk")
 @org_required()
 def bulk_action(opening_id: str):
-    opening = _opening(opening_id)
+    opening = _board_opening(opening_id)
     f, _ = _filter(opening, request.form)
     form = request.form
     try:
