@@ -225,27 +225,31 @@ def _upsert(applicant: Applicant, question: Question, value: Any) -> Answer:
     return answer
 
 
+def stored(applicant: Applicant, question: Question, value: Any) -> Any:
+    """What an answer that clean() accepted keeps: a file goes to the upload store, and its
+    upload's public id is kept."""
+    if isinstance(value, FileStorage):
+        return _store_file(applicant, question, value)
+    return value
+
+
+def row(applicant: Applicant, question: Question, value: Any) -> dict[str, Any]:
+    """A new answer's columns (a new application's, inserted without the ORM)."""
+    return {
+        "org_id": applicant.org_id,
+        "applicant_id": applicant.id,
+        "question_id": question.id,
+        "value": value,
+    }
+
+
 def write(
-    applicant: Applicant,
-    question: Question,
-    value: Any,
-    *,
-    new: bool = False,
-    actor: Actor | None = None,
+    applicant: Applicant, question: Question, value: Any, *, actor: Actor | None = None
 ) -> Answer | None:
     """Store a value that clean() accepted, in the caller's transaction; None clears it.
-    new: the applicant was just created, so there is no earlier answer to look up. actor:
-    who answered (an API key); the applicant themselves when not given."""
-    if isinstance(value, FileStorage):
-        value = _store_file(applicant, question, value)
-    if new:
-        if value is None:
-            return None
-        answer = Answer(
-            org_id=applicant.org_id, applicant_id=applicant.id, question_id=question.id, value=value
-        )
-        db.session.add(answer)
-    elif value is None:
+    actor: who answered (an API key); the applicant themselves when not given."""
+    value = stored(applicant, question, value)
+    if value is None:
         answer = db.session.scalar(
             select(Answer).where(
                 Answer.applicant_id == applicant.id, Answer.question_id == question.id
@@ -254,8 +258,7 @@ def write(
         if answer is not None:
             db.session.delete(answer)
         return None
-    else:
-        answer = _upsert(applicant, question, value)
+    answer = _upsert(applicant, question, value)
     record_applicant(
         "applicant.answered",
         applicant,
@@ -358,22 +361,14 @@ def complete_stage_if_done(applicant: Applicant, *, actor: Actor | None = None) 
     stage = db.session.get(Stage, applicant.stage_id)
     if missing_required(applicant, stage):
         return False
-    mark_completed(applicant, stage, actor=actor)
-    return True
-
-
-def mark_completed(applicant: Applicant, stage: Stage, *, actor: Actor | None = None) -> None:
-    """Record that every required question of the applicant's current stage is answered
-    (by the applicant, unless an actor such as an API key answered for them). A new
-    applicant comes with stage_completed_at set already, written with its INSERT."""
-    if applicant.stage_completed_at is None:
-        applicant.stage_completed_at = utcnow()
+    applicant.stage_completed_at = utcnow()
     record_applicant(
         "applicant.stage_completed",
         applicant,
         actor=actor or Actor.applicant(applicant),
         stage=stage.name,
     )
+    return True
 
 
 def _in_order(query: Select) -> Select:

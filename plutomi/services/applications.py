@@ -19,12 +19,15 @@ from werkzeug.datastructures import FileStorage
 from plutomi import ranks
 from plutomi.extensions import commit_keeping_loaded, db
 from plutomi.models import (
+    Answer,
     Applicant,
     ApplicantStatus,
+    Event,
     MagicLink,
     Opening,
     OpeningState,
     Org,
+    OutboxMessage,
     Question,
     QuestionType,
     Rule,
@@ -32,13 +35,17 @@ from plutomi.models import (
     utcnow,
 )
 from plutomi.models.base import is_public_id
-from plutomi.services import answers, moves, openings, rules
+from plutomi.services import answers, inserts, mail, moves, openings, outbox, rules, webhooks
 from plutomi.services.errors import Invalid, InvalidFields, NotFound
-from plutomi.services.events import Actor, record_applicant
+from plutomi.services.events import Actor, applicant_row, record_applicant
 from plutomi.services.fields import clean_name, has_control_characters, normalize_email
 from plutomi.services.lookups import inline
-from plutomi.services.mail import queue_email
 from plutomi.services.tokens import hash_token, new_token
+
+_EVENTS = Event.__table__
+_ANSWERS = Answer.__table__
+_LINKS = MagicLink.__table__
+_OUTBOX = OutboxMessage.__table__
 
 NOT_TAKING = "This opening is not taking applications."
 ALREADY_APPLIED = "You already applied; we emailed you a link to continue."
@@ -204,34 +211,48 @@ def _find(opening: Opening, email: str) -> Applicant | None:
     )
 
 
-def _new_link(applicant: Applicant) -> str:
+def _link(applicant: Applicant) -> tuple[str, dict[str, Any]]:
+    """A fresh magic link for the applicant: its token, and its row (which keeps the hash)."""
     token, token_hash = new_token()
     ttl: timedelta = current_app.config["APPLICANT_LINK_TTL"]
-    db.session.add(
-        MagicLink(applicant_id=applicant.id, token_hash=token_hash, expires_at=utcnow() + ttl)
-    )
-    return token
+    row = {"applicant_id": applicant.id, "token_hash": token_hash, "expires_at": utcnow() + ttl}
+    return token, row
+
+
+def _url(token: str) -> str:
+    # Built from BASE_URL, not url_for(_external=True): workers that send email have no
+    # request to build on.
+    return f"{current_app.config['BASE_URL']}/portal/{token}"
 
 
 def portal_url(applicant: Applicant) -> str:
     """A fresh magic link for the applicant, as the absolute URL an email carries (each one is
-    a live credential). Built from BASE_URL, not url_for(_external=True): workers that send
-    email have no request to build on."""
-    return f"{current_app.config['BASE_URL']}/portal/{_new_link(applicant)}"
+    a live credential), its row added to the session."""
+    token, row = _link(applicant)
+    db.session.add(MagicLink(**row))
+    return _url(token)
 
 
-def _mail_link(applicant: Applicant, template: str) -> None:
-    link = portal_url(applicant)
+def _mail_link(applicant: Applicant, template: str, *batches: inserts.Batch) -> None:
+    """Mail the applicant a fresh link with the email `template`: the link's row and the
+    email's outbox row, written with `batches` (a new application's rows) in one go."""
+    token, link = _link(applicant)
     opening = applicant.opening
-    queue_email(
+    email = mail.rendered_row(
         applicant.email,
         template,
         org_id=applicant.org_id,
         applicant=applicant,
         opening=opening,
         org=db.session.get(Org, opening.org_id),
-        portal_url=link,
+        portal_url=_url(token),
         ttl_days=current_app.config["APPLICANT_LINK_TTL"].days,
+    )
+    outbox.hand_off(
+        inserts.rows(
+            [*batches, (_LINKS, [link]), (_OUTBOX, [email])],
+            returning=_OUTBOX,
+        )
     )
 
 
@@ -343,28 +364,34 @@ def apply(
             raise
         return _applied_already(existing, resend_link)
 
-    record_applicant(
-        "applicant.created",
-        applicant,
-        actor=actor or Actor.applicant(applicant),
-        stage=stage.name,
-        source=source,
-    )
+    # The rest goes in as rows, in one statement on PostgreSQL: nothing reads them back here,
+    # except the rules, from the database, once they are written.
+    who = actor or Actor.applicant(applicant)
+    events = [
+        applicant_row("applicant.created", applicant, actor=who, stage=stage.name, source=source)
+    ]
+    written = []
     # Files last: they reach the upload store only once everything else is known to be fine.
     values.sort(key=lambda pair: pair[0].type == QuestionType.FILE)
-    # No flush until commit: the answers, events, link and outbox rows go out as batched
-    # inserts instead of one round trip each.
-    with db.session.no_autoflush:
-        for question, value in values:
-            try:
-                answers.write(applicant, question, value, new=True, actor=actor)
-            except Invalid as exc:
-                errors[exc.field or answers.field_name(question)] = exc.message
-        if errors:
-            db.session.rollback()
-            raise InvalidFields(errors)
-        answers.mark_completed(applicant, stage, actor=actor)
-        _mail_link(applicant, "application_received")
+    for question, value in values:
+        try:
+            value = answers.stored(applicant, question, value)
+        except Invalid as exc:
+            errors[exc.field or answers.field_name(question)] = exc.message
+            continue
+        if value is not None:
+            written.append(answers.row(applicant, question, value))
+            events.append(
+                applicant_row("applicant.answered", applicant, actor=who, question=question.key)
+            )
+    if errors:
+        db.session.rollback()
+        raise InvalidFields(errors)
+    events.append(
+        applicant_row("applicant.stage_completed", applicant, actor=who, stage=stage.name)
+    )
+    _mail_link(applicant, "application_received", (_EVENTS, events), (_ANSWERS, written))
+    webhooks.note(events)
     rules.created(applicant, stage, answered=bool(values))
     # What the session holds is what was written (a rule's move sets what it wrote), so the
     # caller reads the new applicant without loading it again.

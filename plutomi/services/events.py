@@ -8,6 +8,7 @@ from typing import Any
 
 from plutomi.extensions import db
 from plutomi.models import Event
+from plutomi.models.base import utcnow
 
 # Event type names are dotted lower-case words ("account_creation.failed"). The events table
 # keeps 64 characters of one; rules, webhook endpoints and the API accept the same names, so
@@ -62,7 +63,7 @@ class Actor:
         return cls("system")
 
 
-def record(
+def row(
     type: str,
     *,
     actor: Actor,
@@ -70,23 +71,24 @@ def record(
     opening_id: int | None = None,
     applicant_id: int | None = None,
     **payload: Any,
-) -> Event:
-    event = Event(
-        type=type,
-        actor_type=actor.type,
-        actor_id=actor.id,
-        org_id=org_id,
-        opening_id=opening_id,
-        applicant_id=applicant_id,
-        payload=payload,
-    )
-    db.session.add(event)
-    return event
+) -> dict[str, Any]:
+    """An event's column values, for record() or for a writer that inserts rows without the
+    ORM (a timer chunk, a new application)."""
+    return {
+        "type": type,
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "org_id": org_id,
+        "opening_id": opening_id,
+        "applicant_id": applicant_id,
+        "payload": payload,
+        "created_at": utcnow(),
+    }
 
 
-def record_applicant(type: str, applicant, *, actor: Actor, **payload: Any) -> Event:
-    """An event about one applicant: its org, opening and id come from the applicant."""
-    return record(
+def applicant_row(type: str, applicant, *, actor: Actor, **payload: Any) -> dict[str, Any]:
+    """row() of an event about one applicant: its org, opening and id come from the applicant."""
+    return row(
         type,
         actor=actor,
         org_id=applicant.org_id,
@@ -94,3 +96,18 @@ def record_applicant(type: str, applicant, *, actor: Actor, **payload: Any) -> E
         applicant_id=applicant.id,
         **payload,
     )
+
+
+def record(type: str, *, actor: Actor, org_id: int | None, **fields: Any) -> Event:
+    """row() as an Event added to the session (opening_id, applicant_id and the payload go
+    through as row() takes them)."""
+    event = Event(**row(type, actor=actor, org_id=org_id, **fields))
+    db.session.add(event)
+    return event
+
+
+def record_applicant(type: str, applicant, *, actor: Actor, **payload: Any) -> Event:
+    """An event about one applicant: its org, opening and id come from the applicant."""
+    event = Event(**applicant_row(type, applicant, actor=actor, **payload))
+    db.session.add(event)
+    return event

@@ -10,16 +10,37 @@ from plutomi.extensions import db
 from plutomi.models import OutboxMessage
 
 
+def row(
+    to: str, subject: str, text: str, *, org_id: int | None, template: str, **extra: Any
+) -> dict[str, Any]:
+    """An email's outbox columns; extra (an applicant_id, an unsubscribe link...) goes into
+    its payload."""
+    return {
+        "kind": "email",
+        "org_id": org_id,
+        "payload": {"to": to, "subject": subject, "text": text, "template": template, **extra},
+    }
+
+
+def rendered_row(to: str, template: str, *, org_id: int | None = None, **context: Any) -> dict:
+    """row() of templates/email/<template>.txt rendered (its first line is the subject)."""
+    context.setdefault("base_url", current_app.config["BASE_URL"])
+    rendered = render_template(f"email/{template}.txt", **context)
+    subject, _, body = rendered.strip().partition("\n")
+    return row(
+        to,
+        subject.removeprefix("Subject:").strip(),
+        body.strip() + "\n",
+        org_id=org_id,
+        template=template,
+    )
+
+
 def queue(
     to: str, subject: str, text: str, *, org_id: int | None, template: str, **extra: Any
 ) -> OutboxMessage:
-    """An email's outbox row, added to the session (not committed); extra (an applicant_id, an
-    unsubscribe link...) goes into its payload."""
-    message = OutboxMessage(
-        kind="email",
-        org_id=org_id,
-        payload={"to": to, "subject": subject, "text": text, "template": template, **extra},
-    )
+    """An email's outbox row (row()), added to the session (not committed)."""
+    message = OutboxMessage(**row(to, subject, text, org_id=org_id, template=template, **extra))
     db.session.add(message)
     return message
 
@@ -27,14 +48,7 @@ def queue(
 def queue_email(
     to: str, template: str, *, org_id: int | None = None, **context: Any
 ) -> OutboxMessage:
-    """Render templates/email/<template>.txt (first line is the subject) into an outbox row."""
-    context.setdefault("base_url", current_app.config["BASE_URL"])
-    rendered = render_template(f"email/{template}.txt", **context)
-    subject, _, body = rendered.strip().partition("\n")
-    return queue(
-        to,
-        subject.removeprefix("Subject:").strip(),
-        body.strip() + "\n",
-        org_id=org_id,
-        template=template,
-    )
+    """The outbox row of templates/email/<template>.txt rendered (rendered_row())."""
+    message = OutboxMessage(**rendered_row(to, template, org_id=org_id, **context))
+    db.session.add(message)
+    return message

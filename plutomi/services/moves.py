@@ -44,7 +44,7 @@ from plutomi.models import (
 from plutomi.models.base import UTCDateTime, is_public_id
 from plutomi.services import cards, rules, throttle, webhooks
 from plutomi.services.errors import Conflict, Invalid, NotFound
-from plutomi.services.events import Actor, record_applicant
+from plutomi.services.events import Actor, applicant_row, record_applicant
 from plutomi.services.fields import CONTROL_CHARACTER, has_control_characters
 from plutomi.services.lookups import by_public_id, inline
 from plutomi.services.orgs import require
@@ -336,24 +336,16 @@ def _write_and_record(
         record_applicant(type_, applicant, actor=actor, **payload)
         return True
     db.session.flush()  # what was recorded before this move keeps its place before its event
-    event = {
-        "org_id": applicant.org_id,
-        "opening_id": applicant.opening_id,
-        "type": type_,
-        "actor_type": actor.type,
-        "actor_id": actor.id,
-        "payload": payload,
-        "created_at": utcnow(),
-    }
+    event = applicant_row(type_, applicant, actor=actor, **payload)
     written = db.session.execute(
         _write_recorded(tuple(values)),
         {"applicant_id": applicant.id, "read_version": version}
         | {f"new_{key}": value for key, value in values.items()}
-        | {f"event_{name}": value for name, value in event.items()},
+        | {f"event_{name}": event[name] for name in _EVENT_COLUMNS},
     ).first()
     if written is None:
         return False
-    webhooks.note([event | {"applicant_id": applicant.id}])
+    webhooks.note([event])
     return True
 
 

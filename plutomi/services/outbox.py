@@ -105,6 +105,11 @@ def _collect_new(session: Session, flush_context) -> None:
     ids.extend(obj.id for obj in session.new if isinstance(obj, OutboxMessage))
 
 
+def hand_off(ids: list[int]) -> None:
+    """Rows written without the ORM (whose flush collects the others), for RQ after commit."""
+    db.session.info.setdefault("outbox_ids", []).extend(ids)
+
+
 @event.listens_for(Session, "after_commit")
 def _hand_off(session: Session) -> None:
     ids = session.info.pop("outbox_ids", None)
@@ -429,6 +434,6 @@ def requeue(
         )
         now_ids = shares[0]
         later = [(now + timedelta(seconds=s), share) for s, share in enumerate(shares) if s]
-    db.session.info.setdefault("outbox_ids", []).extend(now_ids)
+    hand_off(now_ids)
     db.session.info.setdefault("outbox_later", []).extend(later)
     return ids

@@ -16,14 +16,13 @@ only if the applicant is still in the very stage entry that set it.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -41,7 +40,6 @@ from sqlalchemy import (
     insert,
     literal,
     select,
-    text,
     true,
     union_all,
     update,
@@ -67,8 +65,8 @@ from plutomi.models import (
     utcnow,
 )
 from plutomi.models.base import UTCDateTime
-from plutomi.services import conditions, moves, webhooks
-from plutomi.services.events import Actor, record_applicant
+from plutomi.services import conditions, inserts, moves, webhooks
+from plutomi.services.events import Actor, applicant_row, record_applicant
 from plutomi.services.lookups import among, inline
 
 log = logging.getLogger(__name__)
@@ -261,18 +259,7 @@ def _event(type: str, applicant: Applicant, *, actor: Actor, **payload: Any) -> 
     if chunk is None:
         record_applicant(type, applicant, actor=actor, **payload)
         return
-    chunk.events.append(
-        {
-            "type": type,
-            "actor_type": actor.type,
-            "actor_id": actor.id,
-            "org_id": applicant.org_id,
-            "opening_id": applicant.opening_id,
-            "applicant_id": applicant.id,
-            "payload": payload,
-            "created_at": utcnow(),
-        }
-    )
+    chunk.events.append(applicant_row(type, applicant, actor=actor, **payload))
 
 
 def _before_other_writers() -> None:
@@ -699,40 +686,9 @@ class _Chunk:
         by code elsewhere before them), so the table keeps the order they were recorded in."""
         if not self.events:
             return
-        db.session.flush()
-        rows, self.events = self.events, []
-        webhooks.note(rows)
-        if db.engine.dialect.name != "postgresql":
-            db.session.execute(insert(Event.__table__), rows)
-            return
-        columns = ("org_id", "opening_id", "applicant_id", "type", "actor_type", "actor_id")
-        document = [
-            {name: row[name] for name in columns}
-            | {
-                "payload": row["payload"],
-                # Naive UTC, as UTCDateTime stores them.
-                "created_at": row["created_at"].astimezone(UTC).replace(tzinfo=None).isoformat(),
-            }
-            for row in rows
-        ]
-        db.session.execute(_EVENTS_MANY, {"rows": json.dumps(document)})
-
-
-# A chunk's events as one statement on PostgreSQL, from one JSON document of rows: an
-# executemany sends a statement per row (pipelined), each with its parameters dumped one by
-# one, and a text array of JSON payloads is escaped character by character by the driver;
-# both cost the worker's CPU.
-_EVENTS_MANY = text(
-    "INSERT INTO events (org_id, opening_id, applicant_id, type, actor_type, actor_id,"
-    " payload, created_at)"
-    " SELECT e.org_id, e.opening_id, e.applicant_id, e.type, e.actor_type, e.actor_id,"
-    " e.payload, e.created_at"
-    " FROM ROWS FROM (json_to_recordset(CAST(:rows AS json)) AS (org_id integer,"
-    " opening_id integer, applicant_id integer, type varchar, actor_type varchar,"
-    " actor_id integer, payload json, created_at timestamp)) WITH ORDINALITY"
-    " AS e(org_id, opening_id, applicant_id, type, actor_type, actor_id, payload, created_at, n)"
-    " ORDER BY e.n"
-)
+        recorded, self.events = self.events, []
+        inserts.rows([(Event.__table__, recorded)])
+        webhooks.note(recorded)
 
 
 def _finish(token: str, outcomes: dict[int, str], error: str | None = None) -> bool:
