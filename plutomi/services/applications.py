@@ -11,9 +11,9 @@ from datetime import timedelta
 from typing import Any, NamedTuple
 
 from flask import current_app
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, make_transient_to_detached
 from werkzeug.datastructures import FileStorage
 
 from plutomi import ranks
@@ -42,6 +42,8 @@ from plutomi.services.fields import clean_name, has_control_characters, normaliz
 from plutomi.services.lookups import inline
 from plutomi.services.tokens import hash_token, new_token
 
+_APPLICANTS = Applicant.__table__
+_INSERT_APPLICANT = insert(_APPLICANTS).returning(_APPLICANTS.c.id)
 _EVENTS = Event.__table__
 _ANSWERS = Answer.__table__
 _LINKS = MagicLink.__table__
@@ -281,6 +283,20 @@ def _applied_already(existing: Applicant, resend_link: bool) -> tuple[Applicant,
     return existing, False
 
 
+def _insert_applicant(**values: Any) -> Applicant:
+    """A new applicant, inserted on the table (the unit of work's flush of one object costs
+    more CPU than its row), then given to the session as if it had been loaded."""
+    # Every column is given, defaults and NULLs too: none is left expired, to be loaded.
+    row = dict.fromkeys(c.key for c in _APPLICANTS.columns if not c.primary_key)
+    row |= inserts.completed(_APPLICANTS, [values])[0]
+    db.session.flush()  # what is pending goes in first, as with the ORM's own flush
+    row["id"] = db.session.scalar(_INSERT_APPLICANT, row)
+    applicant = Applicant(**row)
+    make_transient_to_detached(applicant)
+    db.session.add(applicant)
+    return applicant
+
+
 def _raw(raw_answers: dict[str, Any], question) -> Any:
     """An answer by the question's form field (q_<public id>) or, for API callers, its key."""
     field = answers.field_name(question)
@@ -341,20 +357,18 @@ def apply(
         raise InvalidFields(errors)
 
     now = utcnow()
-    applicant = Applicant(
-        org_id=opening.org_id,
-        opening_id=opening.id,
-        stage_id=stage.id,
-        name=name,
-        email=email,
-        rank=rank or ranks.after(moves.last_rank(stage.id)),
-        entered_stage_at=now,
-        # Every required question of the first stage was checked above: it is complete.
-        stage_completed_at=now,
-    )
-    db.session.add(applicant)
     try:
-        db.session.flush()
+        applicant = _insert_applicant(
+            org_id=opening.org_id,
+            opening_id=opening.id,
+            stage_id=stage.id,
+            name=name,
+            email=email,
+            rank=rank or ranks.after(moves.last_rank(stage.id)),
+            entered_stage_at=now,
+            # Every required question of the first stage was checked above: it is complete.
+            stage_completed_at=now,
+        )
     except IntegrityError:
         # This email applied to the opening already (or a submission racing this one did):
         # the unique index says so, which spares every new application a look for it first.

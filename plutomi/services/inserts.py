@@ -28,7 +28,7 @@ def rows(batches: list[Batch], returning: Table | None = None) -> list[int]:
     pending, each table's in the order given; returns the ids of the rows of `returning`
     (one of the batches' tables), in order. Columns left out get their Python defaults, one
     call per row, as the ORM would give them."""
-    batches = [(table, _completed(table, rows)) for table, rows in batches if rows]
+    batches = [(table, completed(table, rows)) for table, rows in batches if rows]
     if not batches:
         return []
     db.session.flush()  # rows recorded before these keep their place (ids, event order)
@@ -48,7 +48,7 @@ def rows(batches: list[Batch], returning: Table | None = None) -> list[int]:
     return sorted(result.scalars()) if any(wanted for *_, wanted in shape) else []
 
 
-def _completed(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def completed(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """rows with each left-out column's Python default, called once a row (a public id)."""
     defaults = [
         (column.key, column.default)
