@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from datetime import timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
+from werkzeug.datastructures import FileStorage
 
 from plutomi.extensions import db
 from plutomi.models import (
@@ -23,7 +25,7 @@ from plutomi.models import (
     QuestionType,
     utcnow,
 )
-from plutomi.services import answers, applications
+from plutomi.services import answers, applications, board
 from plutomi.services.errors import Invalid, InvalidFields
 from tests.conftest import Auth, owner_of
 
@@ -659,3 +661,71 @@ def test_published_openings_are_a_live_query(driver):
     db.session.commit()
     assert applications.published_openings(org) == []
     assert db.session.scalar(select(func.count()).select_from(Opening)) == 1
+
+
+def test_answers_and_payloads_beyond_ascii_are_stored_as_every_other_write_stores_them(
+    driver, make_question
+):
+    """An application's rows go in without the ORM (services/inserts.py); their JSON must be
+    the text SQLAlchemy writes, which the board's answer filter compares with."""
+    _, opening, qs = driver
+    town = make_question(
+        opening.stages[0], "town", QuestionType.SINGLE_CHOICE, options=["Zürich", "Łódź ✓"]
+    )
+    opening.stages[0].name = "Fragebogen für Fahrer"
+    db.session.commit()
+    given = good_answers(qs) | {
+        answers.field_name(town): "Zürich",
+        answers.field_name(qs["about"]): 'Émilie "Ørsted" \\ ✓',
+    }
+    applicant, _ = applications.apply(opening, "Zoë", "zoe@example.com", given)
+    stored = dict(
+        db.session.execute(
+            select(Answer.question_id, cast(Answer.value, Text)).where(
+                Answer.applicant_id == applicant.id
+            )
+        ).all()
+    )
+    assert stored[town.id] == json.dumps("Zürich")
+    assert stored[qs["about"].id] == json.dumps('Émilie "Ørsted" \\ ✓')
+    created = db.session.scalar(
+        select(cast(Event.payload, Text)).where(Event.type == "applicant.created")
+    )
+    assert json.loads(created)["stage"] == "Fragebogen für Fahrer"
+    assert "\\u00fc" in created  # escaped, as json.dumps writes it
+    f = board.parse_filter(
+        {"answer": f"{town.public_id}:Zürich"}, board.board_questions(opening)[1]
+    )
+    assert [c.name for c in board.board(opening, f).columns[0].cards] == ["Zoë"]
+
+
+def test_a_refused_file_leaves_no_applicant_behind_in_the_session(
+    driver, make_question, monkeypatch
+):
+    """The applicant is inserted before its files are stored; when one is refused, the
+    rollback takes the applicant out of the session too, so the same session applies again."""
+    _, opening, qs = driver
+    inserted = []
+    insert_applicant = applications._insert_applicant
+    monkeypatch.setattr(
+        applications,
+        "_insert_applicant",
+        lambda **values: inserted.append(insert_applicant(**values)) or inserted[-1],
+    )
+    doc = make_question(opening.stages[0], "cv", QuestionType.FILE, required=True)
+    db.session.commit()
+    exe = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 48
+    bad = FileStorage(stream=io.BytesIO(exe), filename="cv.pdf", content_type="application/pdf")
+    with pytest.raises(InvalidFields) as refused:
+        applications.apply(
+            opening, "Ada", "ada@example.com", good_answers(qs) | {answers.field_name(doc): bad}
+        )
+    assert answers.field_name(doc) in refused.value.errors
+    assert inserted and inserted[0] not in db.session
+    assert counts()["Applicant"] == 0
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    good = FileStorage(stream=io.BytesIO(pdf), filename="cv.pdf", content_type="application/pdf")
+    _, created = applications.apply(
+        opening, "Ada", "ada@example.com", good_answers(qs) | {answers.field_name(doc): good}
+    )
+    assert created and counts()["Applicant"] == 1

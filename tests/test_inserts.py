@@ -159,3 +159,11 @@ def test_a_failed_insert_leaves_none_of_the_rows(app, make_org, make_opening, ma
         inserts.rows([(EVENTS, [_event(applicant, "applicant.lost")]), (LINKS, [token])])
     db.session.rollback()
     assert db.session.scalar(select(Event.id).where(Event.type == "applicant.lost")) is None
+
+
+def test_rows_that_give_different_columns_are_refused(app, make_org, make_opening, make_applicant):
+    applicant = make_applicant(make_opening(make_org()))
+    other = _event(applicant, "applicant.other")
+    del other["payload"]
+    with pytest.raises(ValueError, match="different columns"):
+        inserts.rows([(EVENTS, [_event(applicant, "applicant.one"), other])])

@@ -399,6 +399,9 @@ def apply(
                 applicant_row("applicant.answered", applicant, actor=who, question=question.key)
             )
     if errors:
+        # Inserted outside the unit of work, the applicant would outlive the rollback in the
+        # session (as a row it had loaded): it goes with its transaction.
+        db.session.expunge(applicant)
         db.session.rollback()
         raise InvalidFields(errors)
     events.append(

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, TextClause, insert, text
+from sqlalchemy import JSON, Table, TextClause, insert, text
 from sqlalchemy.dialects import postgresql
 
 from plutomi.extensions import db
@@ -42,14 +42,17 @@ def rows(batches: list[Batch], returning: Table | None = None) -> list[int]:
                 db.session.execute(insert(table), rows)
         return ids
     shape = tuple((table, tuple(rows[0]), table is returning) for table, rows in batches)
-    params = {f"rows_{n}": _document(rows) for n, (_, rows) in enumerate(batches)}
+    params = {f"rows_{n}": _document(table, rows) for n, (table, rows) in enumerate(batches)}
     result = db.session.execute(_statement(shape), params)
     # Serial ids follow the order of insertion, which follows the document's.
     return sorted(result.scalars()) if any(wanted for *_, wanted in shape) else []
 
 
 def completed(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """rows with each left-out column's Python default, called once a row (a public id)."""
+    """rows with each left-out column's Python default, called once a row (a public id).
+    Every row must give the same columns: one statement names them once for all."""
+    if any(row.keys() != rows[0].keys() for row in rows):
+        raise ValueError(f"rows for {table.name} give different columns")
     defaults = [
         (column.key, column.default)
         for column in table.columns
@@ -67,8 +70,17 @@ def completed(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _document(rows: list[dict[str, Any]]) -> str:
-    return json.dumps([{key: _plain(value) for key, value in row.items()} for row in rows])
+def _document(table: Table, rows: list[dict[str, Any]]) -> str:
+    # A JSON column's value goes in as the text SQLAlchemy's JSON type binds (json.dumps):
+    # json_to_recordset would rewrite a JSON string's escapes ("\u00fc" as "ü"), and the
+    # board compares answers by their text.
+    as_json = {key for key in rows[0] if isinstance(table.c[key].type, JSON)}
+    return json.dumps(
+        [
+            {key: json.dumps(v) if key in as_json else _plain(v) for key, v in row.items()}
+            for row in rows
+        ]
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -99,10 +111,17 @@ def _statement(shape: tuple[tuple[Table, tuple[str, ...], bool], ...]) -> TextCl
 def _insert(n: int, table: Table, columns: tuple[str, ...]) -> str:
     dialect = postgresql.dialect()
     quote = dialect.identifier_preparer.quote
-    kinds = ", ".join(f"{quote(c)} {table.c[c].type.compile(dialect=dialect)}" for c in columns)
     names = ", ".join(quote(c) for c in columns)
+    kinds, values = [], []
+    for c in columns:
+        if isinstance(table.c[c].type, JSON):  # its text, as _document() wrote it
+            kinds.append(f"{quote(c)} text")
+            values.append(f"CAST(r.{quote(c)} AS json)")
+        else:
+            kinds.append(f"{quote(c)} {table.c[c].type.compile(dialect=dialect)}")
+            values.append(f"r.{quote(c)}")
     return (
-        f"INSERT INTO {quote(table.name)} ({names}) SELECT {names}"
-        f" FROM ROWS FROM (json_to_recordset(CAST(:rows_{n} AS json)) AS ({kinds}))"
+        f"INSERT INTO {quote(table.name)} ({names}) SELECT {', '.join(values)}"
+        f" FROM ROWS FROM (json_to_recordset(CAST(:rows_{n} AS json)) AS ({', '.join(kinds)}))"
         f" WITH ORDINALITY AS r({names}, n) ORDER BY r.n"
     )
