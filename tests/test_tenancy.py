@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -39,6 +40,7 @@ from plutomi.models import (
     User,
     WebhookEndpoint,
 )
+from plutomi.models.base import PUBLIC_ID_LENGTH, new_public_id
 from plutomi.services import accounts, api_keys, orgs, uploads
 from tests.conftest import Auth, owner_of
 
@@ -467,6 +469,15 @@ def test_made_up_tokens_get_a_clear_404(client, world, token):
             assert message in response.text, (method, path)
             _assert_no_leak(response, world, path)
     assert db.session.scalar(select(func.count()).select_from(User)) == users
+
+
+def test_every_character_of_a_public_id_takes_every_value_alike():
+    draws = [new_public_id() for _ in range(36 * 600)]
+    for place in range(PUBLIC_ID_LENGTH):
+        seen = Counter(draw[place] for draw in draws)
+        # 600 of each expected; a skewed or narrowed place (a digit never first, a character
+        # twice as likely) falls far outside this band, chance alone practically never.
+        assert len(seen) == 36 and min(seen.values()) > 450 and max(seen.values()) < 750, seen
 
 
 def test_public_ids_are_sixteen_random_characters(app, world, make_member):

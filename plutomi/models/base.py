@@ -22,9 +22,18 @@ PUBLIC_ID_PATTERN = f"[a-z0-9]{{{PUBLIC_ID_LENGTH}}}"
 _PUBLIC_ID = re.compile(PUBLIC_ID_PATTERN)
 
 
+_ID_SPACE = len(_ALPHABET) ** PUBLIC_ID_LENGTH
+
+
 def new_public_id() -> str:
-    """16 random characters (about 82 bits): ids in URLs are never guessable sequences."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(PUBLIC_ID_LENGTH))
+    """16 random characters (about 82 bits): ids in URLs are never guessable sequences. One
+    draw, spelled in base 36, is as uniform as a draw a character and costs a sixth."""
+    n = secrets.randbelow(_ID_SPACE)
+    chars = []
+    for _ in range(PUBLIC_ID_LENGTH):
+        n, digit = divmod(n, len(_ALPHABET))
+        chars.append(_ALPHABET[digit])
+    return "".join(chars)
 
 
 def is_public_id(value: str) -> bool:
