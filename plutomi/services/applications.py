@@ -35,7 +35,7 @@ from plutomi.models import (
     utcnow,
 )
 from plutomi.models.base import is_public_id
-from plutomi.services import answers, inserts, mail, moves, openings, outbox, rules, webhooks
+from plutomi.services import answers, inserts, mail, moves, openings, rules
 from plutomi.services.errors import Invalid, InvalidFields, NotFound
 from plutomi.services.events import Actor, applicant_row, record_applicant
 from plutomi.services.fields import clean_name, has_control_characters, normalize_email
@@ -250,12 +250,7 @@ def _mail_link(applicant: Applicant, template: str, *batches: inserts.Batch) -> 
         portal_url=_url(token),
         ttl_days=current_app.config["APPLICANT_LINK_TTL"].days,
     )
-    outbox.hand_off(
-        inserts.rows(
-            [*batches, (_LINKS, [link]), (_OUTBOX, [email])],
-            returning=_OUTBOX,
-        )
-    )
+    inserts.rows([*batches, (_LINKS, [link]), (_OUTBOX, [email])])
 
 
 def _recently_mailed(applicant: Applicant) -> bool:
@@ -408,7 +403,6 @@ def apply(
         applicant_row("applicant.stage_completed", applicant, actor=who, stage=stage.name)
     )
     _mail_link(applicant, "application_received", (_EVENTS, events), (_ANSWERS, written))
-    webhooks.note(events)
     rules.created(applicant, stage, answered=bool(values))
     # What the session holds is what was written (a rule's move sets what it wrote), so the
     # caller reads the new applicant without loading it again.

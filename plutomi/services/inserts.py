@@ -19,15 +19,21 @@ from sqlalchemy import JSON, Table, TextClause, insert, text
 from sqlalchemy.dialects import postgresql
 
 from plutomi.extensions import db
+from plutomi.models import Event, OutboxMessage
+from plutomi.services import outbox, webhooks
+
+_EVENTS = Event.__table__
+_OUTBOX = OutboxMessage.__table__
 
 Batch = tuple[Table, list[dict[str, Any]]]
 
 
-def rows(batches: list[Batch], returning: Table | None = None) -> list[int]:
+def rows(batches: list[Batch]) -> list[int]:
     """Insert each batch's rows in the caller's transaction, after whatever the session holds
-    pending, each table's in the order given; returns the ids of the rows of `returning`
-    (one of the batches' tables), in order. Columns left out get their Python defaults, one
-    call per row, as the ORM would give them."""
+    pending, each table's in the order given. Columns left out get their Python defaults, one
+    call per row, as the ORM would give them. As the ORM's hooks do for the objects it
+    flushes, events go to the webhook fan-out at commit and outbox rows to RQ after it;
+    returns the outbox rows' ids, in order."""
     batches = [(table, completed(table, rows)) for table, rows in batches if rows]
     if not batches:
         return []
@@ -35,17 +41,20 @@ def rows(batches: list[Batch], returning: Table | None = None) -> list[int]:
     if db.engine.dialect.name != "postgresql":
         ids: list[int] = []
         for table, rows in batches:
-            if table is returning:
+            if table is _OUTBOX:
                 statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
                 ids = list(db.session.scalars(statement, rows))
             else:
                 db.session.execute(insert(table), rows)
-        return ids
-    shape = tuple((table, tuple(rows[0]), table is returning) for table, rows in batches)
-    params = {f"rows_{n}": _document(table, rows) for n, (table, rows) in enumerate(batches)}
-    result = db.session.execute(_statement(shape), params)
-    # Serial ids follow the order of insertion, which follows the document's.
-    return sorted(result.scalars()) if any(wanted for *_, wanted in shape) else []
+    else:
+        shape = tuple((table, tuple(rows[0]), table is _OUTBOX) for table, rows in batches)
+        params = {f"rows_{n}": _document(table, rows) for n, (table, rows) in enumerate(batches)}
+        result = db.session.execute(_statement(shape), params)
+        # Serial ids follow the order of insertion, which follows the document's.
+        ids = sorted(result.scalars()) if any(wanted for *_, wanted in shape) else []
+    webhooks.note([row for table, rows in batches if table is _EVENTS for row in rows])
+    outbox.hand_off(ids)
+    return ids
 
 
 def completed(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -95,7 +104,8 @@ def _plain(value: Any) -> Any:
 @cache
 def _statement(shape: tuple[tuple[Table, tuple[str, ...], bool], ...]) -> TextClause:
     """One statement for batches of these (table, columns, returning ids): the batch whose
-    ids are wanted (else the last) is the main INSERT, the others data-modifying CTEs of it.
+    ids are wanted (the outbox's, else the last) is the main INSERT, the others
+    data-modifying CTEs of it.
     They share one snapshot, and none reads another's rows."""
     main = next((n for n, (*_, wanted) in enumerate(shape) if wanted), len(shape) - 1)
     ctes = [

@@ -42,7 +42,7 @@ from plutomi.models import (
     utcnow,
 )
 from plutomi.models.base import UTCDateTime, is_public_id
-from plutomi.services import cards, rules, throttle, webhooks
+from plutomi.services import cards, inserts, rules, throttle, webhooks
 from plutomi.services.errors import Conflict, Invalid, NotFound
 from plutomi.services.events import Actor, applicant_row, record_applicant
 from plutomi.services.fields import CONTROL_CHARACTER, has_control_characters
@@ -330,13 +330,13 @@ def _write_and_record(
     """A move's conditional UPDATE (_write) and its event, recorded only if it wrote. On
     PostgreSQL in one statement: the event costs neither a round trip of its own nor a flush
     of the unit of work."""
+    event = applicant_row(type_, applicant, actor=actor, **payload)
     if db.engine.dialect.name != "postgresql":
         if not _write(applicant.id, version, values):
             return False
-        record_applicant(type_, applicant, actor=actor, **payload)
+        inserts.rows([(_EVENTS, [event])])
         return True
     db.session.flush()  # what was recorded before this move keeps its place before its event
-    event = applicant_row(type_, applicant, actor=actor, **payload)
     written = db.session.execute(
         _write_recorded(tuple(values)),
         {"applicant_id": applicant.id, "read_version": version}

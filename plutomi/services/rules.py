@@ -65,7 +65,7 @@ from plutomi.models import (
     utcnow,
 )
 from plutomi.models.base import UTCDateTime
-from plutomi.services import conditions, inserts, moves, webhooks
+from plutomi.services import conditions, inserts, moves
 from plutomi.services.events import Actor, applicant_row, record_applicant
 from plutomi.services.lookups import among, inline
 
@@ -688,7 +688,6 @@ class _Chunk:
             return
         recorded, self.events = self.events, []
         inserts.rows([(Event.__table__, recorded)])
-        webhooks.note(recorded)
 
 
 def _finish(token: str, outcomes: dict[int, str], error: str | None = None) -> bool:
