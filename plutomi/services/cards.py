@@ -179,23 +179,40 @@ def dressing(moved: Any, dialect: str) -> list[ColumnElement]:
     ]
 
 
-def dressed(card: Card, row: Any, card_questions: list[Question]) -> Card:
-    """The card dressed from the dressing() columns of `row`, as dress() would dress it."""
-    picks = {q.id: (i, q.label, q.type) for i, q in enumerate(card_questions)}
-    picked = []
-    for item in row.card_answers.split(_SEP) if row.card_answers else ():
-        question_id, _, value = item.partition(":")
-        place, label, type_ = picks[int(question_id)]
-        picked.append((place, label, _shown(type_, value)))
-    tags = row.card_tags.split(_SEP) if row.card_tags else []
-    if db.engine.dialect.name != "postgresql":
-        tags.sort()
+Picks = dict[int, tuple[int, str, str]]
+Picked = list[tuple[int, str, str]]
+
+
+def _picks(card_questions: list[Question]) -> Picks:
+    """Per question picked for cards, read once: its place on the card, label and type."""
+    return {q.id: (i, q.label, q.type) for i, q in enumerate(card_questions)}
+
+
+def _pick(picked: Picked, picks: Picks, question_id: int, value: str | None) -> None:
+    place, label, type_ = picks[question_id]
+    picked.append((place, label, _shown(type_, value)))
+
+
+def _with(card: Card, duplicate: bool, picked: Picked, tags: list[str]) -> Card:
     return replace(
         card,
-        duplicate=bool(row.card_duplicate),
+        duplicate=duplicate,
         answers=tuple((label, shown) for _, label, shown in sorted(picked)),
         tags=tuple(tags),
     )
+
+
+def dressed(card: Card, row: Any, card_questions: list[Question]) -> Card:
+    """The card dressed from the dressing() columns of `row`, as dress() would dress it."""
+    picks = _picks(card_questions)
+    picked: Picked = []
+    for item in row.card_answers.split(_SEP) if row.card_answers else ():
+        question_id, _, value = item.partition(":")
+        _pick(picked, picks, int(question_id), value)
+    tags = row.card_tags.split(_SEP) if row.card_tags else []
+    if db.engine.dialect.name != "postgresql":
+        tags.sort()
+    return _with(card, bool(row.card_duplicate), picked, tags)
 
 
 def dress(opening: Opening, cards: list[Card], card_questions: list[Question]) -> list[Card]:
@@ -209,8 +226,7 @@ def dress(opening: Opening, cards: list[Card], card_questions: list[Question]) -
     if not cards:
         return cards
     ids = [card.id for card in cards]
-    # Per picked question, read once: its place on the card, label and type.
-    picks = {q.id: (i, q.label, q.type) for i, q in enumerate(card_questions)}
+    picks = _picks(card_questions)
     rows = db.session.execute(
         _dressing(db.engine.dialect.name, bool(picks)),
         {
@@ -225,23 +241,22 @@ def dress(opening: Opening, cards: list[Card], card_questions: list[Question]) -
     emails: set[str] = set()
     names: set[str] = set()
     tags: dict[int, list[str]] = {}
-    picked: dict[int, list[tuple[int, str, str]]] = {}
+    picked: dict[int, Picked] = {}
     for kind, applicant_id, question_id, text, value in rows:
         if kind == "tag":
             tags.setdefault(applicant_id, []).append(text)
         elif kind == "answer":
-            place, label, type_ = picks[question_id]
-            picked.setdefault(applicant_id, []).append((place, label, _shown(type_, value)))
+            _pick(picked.setdefault(applicant_id, []), picks, question_id, value)
         elif kind == "email":
             emails.add(text)
         else:
             names.add(text)
     return [
-        replace(
+        _with(
             card,
-            duplicate=card.email in emails or card.name.lower() in names,
-            answers=tuple((label, shown) for _, label, shown in sorted(picked.get(card.id, ()))),
-            tags=tuple(tags.get(card.id, ())),
+            card.email in emails or card.name.lower() in names,
+            picked.get(card.id, []),
+            tags.get(card.id, []),
         )
         for card in cards
     ]

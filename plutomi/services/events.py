@@ -98,16 +98,18 @@ def applicant_row(type: str, applicant, *, actor: Actor, **payload: Any) -> dict
     )
 
 
+def _added(row: dict[str, Any]) -> Event:
+    event = Event(**row)
+    db.session.add(event)
+    return event
+
+
 def record(type: str, *, actor: Actor, org_id: int | None, **fields: Any) -> Event:
     """row() as an Event added to the session (opening_id, applicant_id and the payload go
     through as row() takes them)."""
-    event = Event(**row(type, actor=actor, org_id=org_id, **fields))
-    db.session.add(event)
-    return event
+    return _added(row(type, actor=actor, org_id=org_id, **fields))
 
 
 def record_applicant(type: str, applicant, *, actor: Actor, **payload: Any) -> Event:
     """An event about one applicant: its org, opening and id come from the applicant."""
-    event = Event(**applicant_row(type, applicant, actor=actor, **payload))
-    db.session.add(event)
-    return event
+    return _added(applicant_row(type, applicant, actor=actor, **payload))

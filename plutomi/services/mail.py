@@ -36,19 +36,21 @@ def rendered_row(to: str, template: str, *, org_id: int | None = None, **context
     )
 
 
+def _added(row: dict[str, Any]) -> OutboxMessage:
+    message = OutboxMessage(**row)
+    db.session.add(message)
+    return message
+
+
 def queue(
     to: str, subject: str, text: str, *, org_id: int | None, template: str, **extra: Any
 ) -> OutboxMessage:
     """An email's outbox row (row()), added to the session (not committed)."""
-    message = OutboxMessage(**row(to, subject, text, org_id=org_id, template=template, **extra))
-    db.session.add(message)
-    return message
+    return _added(row(to, subject, text, org_id=org_id, template=template, **extra))
 
 
 def queue_email(
     to: str, template: str, *, org_id: int | None = None, **context: Any
 ) -> OutboxMessage:
     """The outbox row of templates/email/<template>.txt rendered (rendered_row())."""
-    message = OutboxMessage(**rendered_row(to, template, org_id=org_id, **context))
-    db.session.add(message)
-    return message
+    return _added(rendered_row(to, template, org_id=org_id, **context))
