@@ -11,7 +11,7 @@ from sqlalchemy import event, select, text, update
 
 from plutomi.extensions import db
 from plutomi.models import Opening
-from plutomi.services import applications, board, moves
+from plutomi.services import applications, board, lookups, moves
 
 
 def _prepared(app) -> int:
@@ -97,3 +97,19 @@ def test_the_hot_statements_write_their_limits_in(app, make_org, make_opening, m
     for sql in sent:
         assert "LIMIT" in sql, sql
         assert not re.search(r"LIMIT (\?|%\(|\$)", sql), sql
+
+
+def test_inlined_constants_are_written_at_compile_time():
+    """lookups.inline writes its constant when the statement is compiled, so the cached
+    compiled form holds it and no run renders it again; a quote in a text is doubled."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    query = (
+        select(Opening.id).where(Opening.state == lookups.inline("it's")).limit(lookups.inline(3))
+    )
+    for dialect in (postgresql.dialect(), sqlite.dialect()):
+        sql = str(query.compile(dialect=dialect))
+        assert "LIMIT 3" in sql and "'it''s'" in sql, sql
+        assert "POSTCOMPILE" not in sql, sql
+    with pytest.raises(TypeError):
+        lookups.inline(True)

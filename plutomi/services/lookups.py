@@ -6,7 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import ARRAY, ColumnElement, Select, any_, bindparam, literal
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    any_,
+    bindparam,
+    literal_column,
+)
 from sqlalchemy.types import TypeEngine
 
 from plutomi.extensions import db
@@ -16,13 +25,18 @@ from plutomi.services.errors import NotFound
 T = TypeVar("T")
 
 
-def inline(value: Any) -> ColumnElement:
+def inline(value: int | str) -> ColumnElement:
     """A constant written into the statement rather than bound, above all a LIMIT. psycopg
     prepares a statement run often; PostgreSQL then plans it once if a plan for any
     parameters is as good as for the given ones. Blind to a LIMIT (or a state) it is not,
     so it would plan the statement afresh at every run: for a join of a few tables, planning
-    cost more than running it."""
-    return literal(value, literal_execute=True)
+    cost more than running it. Written in when the statement is compiled (and cached with
+    it), not at each run as a literal_execute parameter would be."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"inline() takes an int or a str, not {type(value).__name__}")
+    if isinstance(value, int):
+        return literal_column(str(value), Integer())
+    return literal_column("'" + value.replace("'", "''") + "'", String())
 
 
 def by_public_id(scope: Select, model: type[T], public_id: str, message: str) -> T:

@@ -149,6 +149,8 @@ def enqueue(ids: list[int]) -> None:
                     "jobs.outbox.deliver",
                     batch,
                     job_id=f"outbox-{batch[0]}-{batch[-1]}-{len(batch)}-{digest}",
+                    # Given, RQ need not write out the call with its arguments for each job.
+                    description=f"outbox delivery of {len(batch)} rows",
                     result_ttl=60,
                     failure_ttl=24 * 3600,
                     pipeline=pipe,
