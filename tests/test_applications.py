@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from sqlalchemy import Text, cast, func, select
+from sqlalchemy.orm.util import identity_key
 from werkzeug.datastructures import FileStorage
 
 from plutomi.extensions import db
@@ -417,12 +418,21 @@ def test_form_errors_show_next_to_their_fields_and_keep_what_was_typed(driver, c
 
 
 def test_applying_twice_by_form_says_so_and_mails_a_link(driver, client):
+    """On PostgreSQL the second submission's applicant goes in with its answers and events in
+    one statement, which the unique index refuses whole: only the new link and its email
+    are left."""
     _, _, qs = driver
     client.post("/jobs/acme/delivery-driver", data=apply_form(qs))
+    before = counts()
     other = client.application.test_client()
     response = other.post("/jobs/acme/delivery-driver", data=apply_form(qs), follow_redirects=True)
     assert "You already applied; we emailed you a link to continue." in response.text
-    assert counts()["Applicant"] == 1
+    assert counts() == before | {
+        "MagicLink": before["MagicLink"] + 1,
+        "OutboxMessage": before["OutboxMessage"] + 1,
+    }
+    link = db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
+    assert link.payload["template"] == "application_link"
     # The second browser was not signed in as the applicant.
     assert "Ada Okafor" not in other.get("/portal").text
 
@@ -729,3 +739,26 @@ def test_a_refused_file_leaves_no_applicant_behind_in_the_session(
         opening, "Ada", "ada@example.com", good_answers(qs) | {answers.field_name(doc): good}
     )
     assert created and counts()["Applicant"] == 1
+
+
+def test_a_repeat_with_a_reserved_id_leaves_nothing_behind(driver):
+    """With an id reserved (PostgreSQL), a repeat's applicant goes in with its other rows and
+    the unique index refuses them all: the earlier applicant is the answer, and the refused
+    one is neither in the database nor left in the session as if it had been loaded."""
+    _, opening, qs = driver
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no sequence: its applicant always goes in first")
+    first, _ = applications.apply(opening, "Ada", "ada@example.com", good_answers(qs))
+    before = counts()
+    reserved = db.session.scalar(
+        select(func.nextval(func.pg_get_serial_sequence("applicants", "id")))
+    )
+    again, created = applications.apply(
+        opening, "Ada", "ada@example.com", good_answers(qs), applicant_id=reserved
+    )
+    assert not created and again.id == first.id
+    assert identity_key(Applicant, reserved) not in db.session.identity_map
+    assert counts() == before | {
+        "MagicLink": before["MagicLink"] + 1,
+        "OutboxMessage": before["OutboxMessage"] + 1,
+    }

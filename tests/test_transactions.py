@@ -68,7 +68,7 @@ def test_the_hot_statements_write_their_limits_in(app, make_org, make_opening, m
     applied, review = opening.stages
     moved, neighbour = make_applicant(opening), make_applicant(opening, review)
     runs = {
-        applications._ORG_AND_OPENING: {"org_slug": "acme", "opening_slug": opening.slug},
+        applications._org_and_opening(False): {"org_slug": "acme", "opening_slug": opening.slug},
         moves._drop("after"): {
             "org_id": org.id,
             "applicant_id": moved.public_id,

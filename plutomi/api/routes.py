@@ -233,6 +233,7 @@ def create_applicant(body: dict[str, Any], opening_id: str):
             known_errors=problems,
             commit=False,  # committed with the kept answer, by posting()
             rank=found.rank,
+            applicant_id=found.applicant_id,
         )
     except InvalidFields as exc:
         raise schemas.answer_errors(exc, questions) from None

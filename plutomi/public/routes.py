@@ -64,10 +64,12 @@ def _org_or_404(org_slug: str) -> Org:
     return org
 
 
-def _opening_or_404(org_slug: str, opening_slug: str) -> tuple[Org, applications.Applying]:
+def _opening_or_404(
+    org_slug: str, opening_slug: str, *, applying: bool = False
+) -> tuple[Org, applications.Applying]:
     """The org and its public opening of the URL, read together with what applying reads; a
-    404 says which is missing."""
-    found = applications.org_and_opening(org_slug, opening_slug)
+    404 says which is missing. applying: a submission follows (an applicant id is reserved)."""
+    found = applications.org_and_opening(org_slug, opening_slug, applying=applying)
     if found is None:
         _org_or_404(org_slug)
     if found is None or found[1].opening.state == OpeningState.DRAFT:
@@ -143,7 +145,7 @@ def _form_page(org, opening, questions=None, values=None, errors=None, status=20
 
 @bp.route("/jobs/<org_slug>/<opening_slug>", methods=["GET", "POST"])
 def opening(org_slug: str, opening_slug: str):
-    org, found = _opening_or_404(org_slug, opening_slug)
+    org, found = _opening_or_404(org_slug, opening_slug, applying=request.method == "POST")
     row, questions = found.opening, found.questions
     if not applications.is_taking_applications(row) or not row.stages:
         return _unavailable(org, row)
@@ -160,6 +162,7 @@ def opening(org_slug: str, opening_slug: str):
             _raw_answers(questions),
             questions,
             rank=found.rank,
+            applicant_id=found.applicant_id,
         )
     except InvalidFields as exc:
         return _form_page(org, row, questions, _typed(questions), exc.errors, 422)

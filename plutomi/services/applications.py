@@ -8,10 +8,11 @@ hash is stored.
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cache
 from typing import Any, NamedTuple
 
 from flask import current_app
-from sqlalchemy import Select, bindparam, func, insert, select
+from sqlalchemy import Select, bindparam, func, insert, null, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, make_transient_to_detached
 from werkzeug.datastructures import FileStorage
@@ -80,10 +81,15 @@ class Applying(NamedTuple):
     opening: Opening  # with its stages, their enabled rules kept (applying runs the first's)
     questions: list[Question]  # the first stage's live questions, in order
     rank: str  # a new applicant's place: after the last card of the first stage's column
+    # The id a new applicant will have, taken from its sequence by the same statement
+    # (PostgreSQL, when the caller is about to apply): apply() then writes the applicant's row
+    # with the rest of the application, in one statement. None: the row goes in first.
+    applicant_id: int | None = None
 
 
 def _applying(query: Select) -> Select:
-    """query, of (the last rank of the stage in each row's column, ..., Opening), joined
+    """query, of (the last rank of the stage in each row's column, a reserved applicant id or
+    NULL, ..., Opening), joined
     with the opening's stages, their enabled rules and the first stage's live questions
     (rules.joined_stages()): the first row is of the first stage."""
     first = aliased(Stage, name="first_stage")
@@ -100,43 +106,66 @@ def _applying(query: Select) -> Select:
 # The rank at the bottom of the active column of the stage of each row (only the first
 # row's is used: one index step per row).
 _LAST_RANK = moves.column_end(Stage.id, last=True).scalar_subquery()
+# An uncorrelated subquery: PostgreSQL runs it once for the statement, not once a row.
+_NEXT_ID = select(func.nextval(func.pg_get_serial_sequence("applicants", "id"))).scalar_subquery()
 
-# Built once, as every application and opening page runs it: the org and the opening with all
-# an application reads first, in one query.
-_ORG_AND_OPENING = _applying(
-    select(_LAST_RANK, Org, Opening, Stage, Rule, Question)
-    .join(Opening, Opening.org_id == Org.id)
-    .where(Org.slug == bindparam("org_slug"), Opening.slug == bindparam("opening_slug"))
-)
-# The same for the API: the org's opening by public id.
-_OPENING_OF_ORG = _applying(
-    select(_LAST_RANK, Opening, Stage, Rule, Question).where(
-        Opening.org_id == bindparam("org_id"), Opening.public_id == bindparam("public_id")
+
+def _reserving(applying: bool) -> bool:
+    """Whether the first read takes the new applicant's id: only on PostgreSQL (SQLite has no
+    sequence: its applicant's row goes in first, to learn its id), and only for a submission,
+    not for every view of the form."""
+    return applying and db.engine.dialect.name == "postgresql"
+
+
+# Built once each, as every application and opening page runs one: the org and the opening
+# with all an application reads first, in one query.
+@cache
+def _org_and_opening(reserve: bool) -> Select:
+    return _applying(
+        select(_LAST_RANK, _NEXT_ID if reserve else null(), Org, Opening, Stage, Rule, Question)
+        .join(Opening, Opening.org_id == Org.id)
+        .where(Org.slug == bindparam("org_slug"), Opening.slug == bindparam("opening_slug"))
     )
-)
+
+
+# The same for the API: the org's opening by public id.
+@cache
+def _opening_of_org(reserve: bool) -> Select:
+    return _applying(
+        select(_LAST_RANK, _NEXT_ID if reserve else null(), Opening, Stage, Rule, Question).where(
+            Opening.org_id == bindparam("org_id"), Opening.public_id == bindparam("public_id")
+        )
+    )
 
 
 def _found(rows: list) -> Applying:
     opening, questions = rules.with_kept_stages(rows)
-    return Applying(opening, questions, ranks.after(rows[0][0]))
+    return Applying(opening, questions, ranks.after(rows[0][0]), rows[0][1])
 
 
-def org_and_opening(org_slug: str, opening_slug: str) -> tuple[Org, Applying] | None:
-    """An opening's page: its org and the opening by their slugs, with what applying reads."""
+def org_and_opening(
+    org_slug: str, opening_slug: str, *, applying: bool = False
+) -> tuple[Org, Applying] | None:
+    """An opening's page: its org and the opening by their slugs, with what applying reads.
+    applying: a submission follows (Applying.applicant_id is reserved for it)."""
     if has_control_characters(org_slug) or has_control_characters(opening_slug):
         return None
     rows = db.session.execute(
-        _ORG_AND_OPENING, {"org_slug": org_slug.lower(), "opening_slug": opening_slug}
+        _org_and_opening(_reserving(applying)),
+        {"org_slug": org_slug.lower(), "opening_slug": opening_slug},
     ).all()
-    return (rows[0][1], _found(rows)) if rows else None
+    return (rows[0][2], _found(rows)) if rows else None
 
 
 def opening_of_org(org_id: int, public_id: str, message: str) -> Applying:
-    """The org's opening of that public id with what applying reads; NotFound(message) when
-    there is none (a malformed id never reaches the database)."""
+    """The org's opening of that public id with what applying reads (an applicant's id
+    reserved: the API reads it to create one); NotFound(message) when there is none (a
+    malformed id never reaches the database)."""
     rows = []
     if is_public_id(public_id):
-        rows = db.session.execute(_OPENING_OF_ORG, {"org_id": org_id, "public_id": public_id}).all()
+        rows = db.session.execute(
+            _opening_of_org(_reserving(True)), {"org_id": org_id, "public_id": public_id}
+        ).all()
     if not rows:
         raise NotFound(message)
     return _found(rows)
@@ -278,18 +307,38 @@ def _applied_already(existing: Applicant, resend_link: bool) -> tuple[Applicant,
     return existing, False
 
 
-def _insert_applicant(**values: Any) -> Applicant:
-    """A new applicant, inserted on the table (the unit of work's flush of one object costs
-    more CPU than its row), then given to the session as if it had been loaded."""
-    # Every column is given, defaults and NULLs too: none is left expired, to be loaded.
+def _applicant_row(values: dict[str, Any]) -> dict[str, Any]:
+    """A new applicant's row: every column given, defaults and NULLs too, so that none of the
+    object made from it is left expired, to be loaded."""
     row = dict.fromkeys(c.key for c in _APPLICANTS.columns if not c.primary_key)
-    row |= inserts.completed(_APPLICANTS, [values])[0]
-    db.session.flush()  # what is pending goes in first, as with the ORM's own flush
-    row["id"] = db.session.scalar(_INSERT_APPLICANT, row)
+    return row | inserts.completed(_APPLICANTS, [values])[0]
+
+
+def _as_loaded(row: dict[str, Any]) -> Applicant:
+    """The applicant of a row written without the unit of work (the flush of one object costs
+    more CPU than its row), given to the session as if it had been loaded."""
     applicant = Applicant(**row)
     make_transient_to_detached(applicant)
     db.session.add(applicant)
     return applicant
+
+
+def _insert_applicant(**values: Any) -> Applicant:
+    """A new applicant, inserted on the table at once, to learn its id."""
+    row = _applicant_row(values)
+    db.session.flush()  # what is pending goes in first, as with the ORM's own flush
+    row["id"] = db.session.scalar(_INSERT_APPLICANT, row)
+    return _as_loaded(row)
+
+
+def _existing(opening: Opening, email: str, error: IntegrityError) -> Applicant:
+    """After an insert the unique index refused: the applicant this email is already (it applied
+    to the opening before, or a submission racing this one did); else the error stands."""
+    db.session.rollback()
+    existing = _find(opening, email)
+    if existing is None:
+        raise error
+    return existing
 
 
 def _raw(raw_answers: dict[str, Any], question) -> Any:
@@ -313,6 +362,7 @@ def apply(
     known_errors: dict[str, str] | None = None,
     commit: bool = True,
     rank: str | None = None,
+    applicant_id: int | None = None,
 ) -> tuple[Applicant, bool]:
     """A new applicant in the first stage, with every answer of that stage checked.
 
@@ -325,7 +375,9 @@ def apply(
     problems the caller found already (an API body's unknown keys), reported with these.
     commit: False leaves a new applicant's transaction open for the caller to commit (the API
     commits its stored answer with it). rank: the new applicant's, when the caller read the
-    first column's last rank (Applying.rank)."""
+    first column's last rank (Applying.rank). applicant_id: the new applicant's, when the
+    caller reserved one (Applying.applicant_id): its row then goes in with the answers,
+    events, link and email, in one statement."""
     if not is_taking_applications(opening) or not opening.stages:
         raise Invalid(NOT_TAKING)
     errors: dict[str, str] = dict(known_errors or {})
@@ -339,10 +391,10 @@ def apply(
         errors["email"] = exc.message
 
     stage = opening.stages[0]
-    values = []
+    answered = []
     for question in questions if questions is not None else openings.stage_questions(stage):
         try:
-            values.append((question, answers.clean(question, _raw(raw_answers, question))))
+            answered.append((question, answers.clean(question, _raw(raw_answers, question))))
         except Invalid as exc:
             errors[exc.field or answers.field_name(question)] = exc.message
     if errors:
@@ -352,26 +404,32 @@ def apply(
         raise InvalidFields(errors)
 
     now = utcnow()
-    try:
-        applicant = _insert_applicant(
-            org_id=opening.org_id,
-            opening_id=opening.id,
-            stage_id=stage.id,
-            name=name,
-            email=email,
-            rank=rank or ranks.after(moves.last_rank(stage.id)),
-            entered_stage_at=now,
-            # Every required question of the first stage was checked above: it is complete.
-            stage_completed_at=now,
-        )
-    except IntegrityError:
-        # This email applied to the opening already (or a submission racing this one did):
-        # the unique index says so, which spares every new application a look for it first.
-        db.session.rollback()
-        existing = _find(opening, email)
-        if existing is None:
-            raise
-        return _applied_already(existing, resend_link)
+    values = {
+        "org_id": opening.org_id,
+        "opening_id": opening.id,
+        "stage_id": stage.id,
+        "name": name,
+        "email": email,
+        "rank": rank or ranks.after(moves.last_rank(stage.id)),
+        "entered_stage_at": now,
+        # Every required question of the first stage was checked above: it is complete.
+        "stage_completed_at": now,
+    }
+    # With an id reserved, the applicant's row goes in with the rest, in one statement; files
+    # need it written first, as an upload's row refers to it.
+    pending = applicant_id is not None and not any(
+        question.type == QuestionType.FILE for question, _ in answered
+    )
+    if pending:
+        row = _applicant_row(values) | {"id": applicant_id}
+        applicant = _as_loaded(row)
+    else:
+        try:
+            applicant = _insert_applicant(**values)
+        except IntegrityError as exc:
+            # The unique index says whether this email applied to the opening already: that
+            # spares every new application a look for it first.
+            return _applied_already(_existing(opening, email, exc), resend_link)
 
     # The rest goes in as rows, in one statement on PostgreSQL: nothing reads them back here,
     # except the rules, from the database, once they are written.
@@ -381,8 +439,8 @@ def apply(
     ]
     written = []
     # Files last: they reach the upload store only once everything else is known to be fine.
-    values.sort(key=lambda pair: pair[0].type == QuestionType.FILE)
-    for question, value in values:
+    answered.sort(key=lambda pair: pair[0].type == QuestionType.FILE)
+    for question, value in answered:
         try:
             value = answers.stored(applicant, question, value)
         except Invalid as exc:
@@ -402,8 +460,17 @@ def apply(
     events.append(
         applicant_row("applicant.stage_completed", applicant, actor=who, stage=stage.name)
     )
-    _mail_link(applicant, "application_received", (_EVENTS, events), (_ANSWERS, written))
-    rules.created(applicant, stage, answered=bool(values))
+    batches = [(_APPLICANTS, [row])] if pending else []
+    try:
+        _mail_link(
+            applicant, "application_received", *batches, (_EVENTS, events), (_ANSWERS, written)
+        )
+    except IntegrityError as exc:
+        if not pending:
+            raise
+        db.session.expunge(applicant)  # as after a refused file, above
+        return _applied_already(_existing(opening, email, exc), resend_link)
+    rules.created(applicant, stage, answered=bool(answered))
     # What the session holds is what was written (a rule's move sets what it wrote), so the
     # caller reads the new applicant without loading it again.
     if commit:
