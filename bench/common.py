@@ -530,6 +530,28 @@ def with_server_times(
     return timing
 
 
+def interleaved(runs: dict[str, Callable[[int], Timing]], rounds: int) -> dict[str, Timing]:
+    """Each of two runs (the floor's and the app's), `rounds` times in turn, as A B B A A B ...:
+    the machine's speed drifts by the minute here, and each side then sees as much of the
+    drift as the other. runs[name](r) times round r; returns each side's rounds as one
+    Timing (latencies, server times and counts added up; the steal share weighted by time)."""
+    first, second = runs
+    merged = {name: Timing() for name in runs}
+    stolen = {name: 0.0 for name in runs}
+    for r in range(rounds):
+        for name in (first, second) if r % 2 == 0 else (second, first):
+            timing, total = runs[name](r), merged[name]
+            total.latencies += timing.latencies
+            total.server += timing.server
+            total.elapsed += timing.elapsed
+            total.ok += timing.ok
+            total.failed += timing.failed
+            if timing.steal is not None:
+                stolen[name] += timing.steal * timing.elapsed
+                total.steal = stolen[name] / total.elapsed if total.elapsed else None
+    return merged
+
+
 # --- the machine ---------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from bench.common import (  # noqa: E402
     cpu_times,
     driver_url,
     floor_and_app,
+    interleaved,
     row,
     run_threads,
     scalar,
@@ -349,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--apply-threads", type=int, default=4)
     parser.add_argument("--apply-seconds", type=float, default=15.0)
     parser.add_argument("--apply-max", type=int, default=3000)
+    parser.add_argument(
+        "--apply-rounds", type=int, default=4, help="turns each app takes, in turn (4)"
+    )
     parser.add_argument("--api-threads", type=int, default=4, help="API clients (4)")
     parser.add_argument("--api-seconds", type=float, default=15.0, help="at most, per app (15)")
     parser.add_argument(
@@ -709,20 +714,32 @@ def job_board(args, floor: Server, app: Server) -> dict[str, Any]:
 
 
 def applications(args, floor: Server, app: Server, target, database_url, redis) -> dict[str, Any]:
+    rounds = max(1, args.apply_rounds)
     print(
         f"applications: {args.apply_threads} clients, {args.apply_seconds:.0f} s or "
-        f"{args.apply_max} applications ...",
+        f"{args.apply_max} applications, in {rounds} turns each ...",
         flush=True,
     )
     path = f"/jobs/{ORG_SLUG}/{TARGET_SLUG}"
+    servers = {"floor": floor, "app": app}
 
-    def run(server: Server, prefix: str) -> Timing:
-        return time_applications(
-            server.port, prefix, args.apply_threads, args.apply_seconds, args.apply_max
-        )[0]
+    def turn(prefix: str) -> Callable[[int], Timing]:
+        server = servers[prefix]
 
-    apply_floor = with_server_times(floor, "POST", path, lambda: run(floor, "floor"))
-    apply_app = with_server_times(app, "POST", path, lambda: run(app, "app"))
+        def run(r: int) -> Timing:
+            # Each turn's emails are its own: "app-r2-17@...".
+            return time_applications(
+                server.port,
+                f"{prefix}-r{r}",
+                args.apply_threads,
+                args.apply_seconds / rounds,
+                -(-args.apply_max // rounds),
+            )[0]
+
+        return lambda r: with_server_times(server, "POST", path, lambda: run(r))
+
+    timed = interleaved({"floor": turn("floor"), "app": turn("app")}, rounds)
+    apply_floor, apply_app = timed["floor"], timed["app"]
     counted = {
         prefix: scalar(
             database_url,
