@@ -6,6 +6,9 @@ Run after `python -m bench.run --only apply,api` (or `make bench`), which leaves
 bench_plutomi behind:
 
     .venv/bin/python -m bench.profile_apply [--requests 200] [--top 30]
+
+Each part's wall and CPU time comes first (bench.profile_board.Timers): CPU time is what a
+part costs the web worker, which wall time hides behind the waits for PostgreSQL and Redis.
 """
 
 from __future__ import annotations
@@ -26,7 +29,24 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import driver_url  # noqa: E402
-from bench.profile_board import Statements  # noqa: E402
+from bench.profile_board import Statements, Timers  # noqa: E402
+
+# Where an application's time goes, wall and CPU (bench.profile_board.Timers).
+PARTS = [
+    ("plutomi.services.api_keys", "authenticate", "api: the key (the first query)"),
+    ("plutomi.services.throttle", "rate_limit", "api: the rate limit (Redis)"),
+    ("plutomi.services.idempotency", "claim", "api: the idempotency key's claim"),
+    ("plutomi.services.idempotency", "keep", "api: the response kept"),
+    ("plutomi.services.applications", "org_and_opening", "form: the first read"),
+    ("plutomi.services.applications", "opening_of_org", "api: the opening's read"),
+    ("plutomi.services.applications", "apply", "applications.apply"),
+    ("plutomi.services.applications", "_insert_applicant", "apply: the applicant first"),
+    ("plutomi.services.applications", "_mail_link", "apply: the rows, link and email"),
+    ("plutomi.services.mail", "rendered_row", "apply: the email rendered"),
+    ("plutomi.services.inserts", "rows", "apply: inserts.rows"),
+    ("plutomi.services.applications", "commit_keeping_loaded", "apply: the commit"),
+    ("plutomi.services.outbox", "enqueue", "after commit: the RQ hand-off"),
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         assert response.status_code == 201, (response.status_code, response.data[:300])
 
+    timers = Timers(PARTS)
     for name, label, call in (
         ("form", "POST the application form", form),
         ("api", "POST the API", api),
@@ -104,15 +125,15 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(10):
             call()
         print(f"\n{label}:")
-        statements.on = True
+        timers.on = statements.on = True
         statements.count = 0
         statements.by_sql.clear()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for _ in range(args.requests):
             call()
-        took = time.perf_counter() - started
-        statements.on = False
-        print(f"  {1000 * took / args.requests:.2f} ms a request (test client, no profiler)")
+        timers.report(args.requests, time.perf_counter() - started, time.process_time() - cpu)
+        timers.on = statements.on = False
+        timers.spent.clear()
         statements.report(args.requests)
         if not args.top:
             continue

@@ -28,6 +28,9 @@ if str(ROOT) not in sys.path:
 from bench.common import driver_url  # noqa: E402
 from bench.stage_board import OPENING_SLUG, PASSWORD  # noqa: E402
 
+# Moves made before the timed ones.
+WARM_MOVES = 10
+
 
 class Statements:
     """Every statement's SQL (its first 150 characters) and time, while `on`."""
@@ -63,12 +66,18 @@ class Statements:
 
 
 class Timers:
-    """Wall time of chosen functions, by wrapping them where the board code looks them up:
-    no profiler overhead, so these add up to the request."""
+    """Wall and CPU time of chosen functions, by wrapping them where the code looks them up:
+    no profiler overhead, so these add up to the request. CPU time (this process's) shows
+    what a function costs the web worker; wall time adds its waits for the database and
+    Redis. `parts`: (module, attribute, label) of each function."""
 
     PARTS = [
+        ("plutomi.services.accounts", "load_session", "the session and user (the first query)"),
+        ("plutomi.services.board", "board_opening", "the opening, stages, rules, questions"),
         ("plutomi.board.routes", "render_template", "render templates"),
         ("plutomi.services.moves", "move", "moves.move (the write and commit)"),
+        ("plutomi.services.moves", "_read_drop", "move: the drop read"),
+        ("plutomi.services.moves", "_write_and_record", "move: the write and its event"),
         ("plutomi.services.board", "stages_of", "board: stages"),
         ("plutomi.services.board", "board_questions", "board: card/filter questions"),
         ("plutomi.services.board", "counts", "board: counts per stage"),
@@ -79,12 +88,12 @@ class Timers:
         ("plutomi.services.board", "moved_card", "move: the moved card, dressed"),
     ]
 
-    def __init__(self):
+    def __init__(self, parts: list[tuple[str, str, str]] | None = None):
         import importlib
 
-        self.spent: dict[str, list[float]] = defaultdict(list)
+        self.spent: dict[str, list[tuple[float, float]]] = defaultdict(list)
         self.on = False
-        for module_name, attr, label in self.PARTS:
+        for module_name, attr, label in parts or self.PARTS:
             module = importlib.import_module(module_name)
             original = getattr(module, attr, None)
             if original is not None:
@@ -92,20 +101,26 @@ class Timers:
 
     def _wrap(self, function, label: str):
         def timed(*args, **kwargs):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
                 return function(*args, **kwargs)
             finally:
                 if self.on:
-                    self.spent[label].append(time.perf_counter() - t0)
+                    took = (time.perf_counter() - t0, time.process_time() - c0)
+                    self.spent[label].append(took)
 
         return timed
 
-    def report(self, requests: int, total: float) -> None:
-        print(f"  {1000 * total / requests:.1f} ms a request (test client, no profiler)")
+    def report(self, requests: int, total: float, cpu: float | None = None) -> None:
+        """Each part's wall and CPU ms a request (total, cpu: the whole loop's)."""
+        line = f"  {1000 * total / requests:.1f} ms a request (test client, no profiler)"
+        print(line + (f", {1000 * cpu / requests:.1f} ms of it CPU" if cpu is not None else ""))
+        print("     wall      CPU  calls")
         for label, times in self.spent.items():
+            wall, used = sum(t for t, _ in times), sum(c for _, c in times)
             print(
-                f"  {1000 * sum(times) / requests:7.2f} ms  {len(times) / requests:.1f}x  {label}"
+                f"  {1000 * wall / requests:7.2f} {1000 * used / requests:8.2f}"
+                f"  {len(times) / requests:4.1f}x  {label}"
             )
 
 
@@ -159,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                 select(Applicant.public_id, Applicant.version)
                 .where(Applicant.stage_id == stages[0].id)
                 .order_by(Applicant.rank.desc())
-                .limit(2 * args.moves + 2)
+                .limit(2 * args.moves + WARM_MOVES + 2)
             )
         )
         small = {
@@ -188,10 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         timers.on = statements.on = True
         statements.count = 0
         statements.by_sql.clear()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for _ in range(requests):
             call()
-        timers.report(requests, time.perf_counter() - started)
+        timers.report(requests, time.perf_counter() - started, time.process_time() - cpu)
         statements.report(requests)
         timers.on = statements.on = False
         timers.spent.clear()
@@ -232,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         assert response.status_code == 200, response.status_code
 
     profile(f"GET {path}", args.requests, board)
+    for _ in range(WARM_MOVES):  # a statement's first run compiles it: not a move's cost
+        move()
     profile("POST .../board/move (big stage -> a small one)", min(args.moves, 50), move)
     return 0
 
