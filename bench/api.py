@@ -28,8 +28,10 @@ from bench.common import (
     Client,
     Server,
     Timing,
+    added_timings,
     cpu_times,
     driver_url,
+    interleaved,
     process_cpu,
     row,
     run_threads,
@@ -101,6 +103,36 @@ class Run:
     replay_mismatches: int = 0
     errors: list[str] = field(default_factory=list)
     usage: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, Any] = field(default_factory=dict)  # verify()'s
+
+
+def added_runs(runs: list[Run]) -> Run:
+    """One app's turns as one Run: timings, counts, CPU seconds and checks added up (the peak
+    RSS the largest, verified only if every turn was)."""
+    total = Run(runs[0].prefix.rsplit("-r", 1)[0])
+    total.created = added_timings([run.created for run in runs])
+    total.replays = added_timings([run.replays for run in runs])
+    for run in runs:
+        total.sent += run.sent
+        for status, n in run.statuses.items():
+            total.statuses[status] = total.statuses.get(status, 0) + n
+        total.replay_mismatches += run.replay_mismatches
+        total.errors += run.errors[: 5 - len(total.errors)]
+        for name, value in run.usage.items():
+            if name == "web_peak_rss_mb":
+                total.usage[name] = max(value or 0, total.usage.get(name) or 0) or None
+            elif value is None or total.usage.get(name, 0) is None:
+                total.usage[name] = None
+            else:
+                total.usage[name] = round(total.usage.get(name, 0) + value, 2)
+        for name, value in run.checks.items():
+            if name == "verified":
+                total.checks[name] = total.checks.get(name, True) and value
+            elif name == "events_per_applicant":
+                total.checks[name] = sorted({*total.checks.get(name, []), *value})
+            else:
+                total.checks[name] = total.checks.get(name, 0) + value
+    return total
 
 
 def _body(prefix: str, n: int) -> str:
@@ -385,26 +417,35 @@ def scenario(
     seeded = seed(config, target, max(threads, args.api_keys))
     path = f"/api/v1/openings/{seeded['opening_pid']}{ANSWER_SUFFIX}"
     print(
-        f"api: {threads} clients, {args.api_seconds:.0f} s or {args.api_max} applicants, "
-        f"{100 * args.api_replay_share:.0f}% replays, {len(seeded['tokens'])} API keys ...",
+        f"api: {threads} clients, {args.api_seconds:.0f} s or {args.api_max} applicants in "
+        f"{args.api_rounds} turns each, {100 * args.api_replay_share:.0f}% replays, "
+        f"{len(seeded['tokens'])} API keys ...",
         flush=True,
     )
     tag = new_public_id()[:6]  # another run's keys and emails on the same database differ
-    runs: dict[str, Run] = {}
-    checks: dict[str, dict[str, Any]] = {}
-    for name, server in (("floor", floor), ("app", app)):
-        runs[name] = time_api(
-            server,
-            path,
-            f"api-{name}-{tag}",
-            seeded["tokens"],
-            threads,
-            args.api_seconds,
-            args.api_max,
-            args.api_replay_share,
-            database_url,
-        )
-        checks[name] = verify(database_url, target["opening_id"], runs[name])
+    rounds = max(1, args.api_rounds)
+    servers = {"floor": floor, "app": app}
+
+    def turn(name: str):
+        def run(r: int) -> Run:
+            timed = time_api(
+                servers[name],
+                path,
+                f"api-{name}-{tag}-r{r}",  # each turn's keys and emails are its own
+                seeded["tokens"],
+                threads,
+                args.api_seconds / rounds,
+                -(-args.api_max // rounds),
+                args.api_replay_share,
+                database_url,
+            )
+            timed.checks = verify(database_url, target["opening_id"], timed)
+            return timed
+
+        return run
+
+    runs = interleaved({"floor": turn("floor"), "app": turn("app")}, rounds, added_runs)
+    checks = {name: run.checks for name, run in runs.items()}
     app_run, floor_run = runs["app"], runs["floor"]
     verified = checks["app"]["verified"] and checks["floor"]["verified"]
     print(

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 # gunicorn's access log: method, path (no query), status, the worker's time for the request in
@@ -374,6 +374,12 @@ def ms(seconds: list[float], q: float) -> float:
     return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+T = TypeVar("T")
+
+
+T = TypeVar("T")
+
+
 @dataclass
 class Timing:
     latencies: list[float] = field(default_factory=list)  # client-side, seconds
@@ -530,26 +536,36 @@ def with_server_times(
     return timing
 
 
-def interleaved(runs: dict[str, Callable[[int], Timing]], rounds: int) -> dict[str, Timing]:
+def interleaved(
+    runs: dict[str, Callable[[int], T]], rounds: int, merge: Callable[[list[T]], T]
+) -> dict[str, T]:
     """Each of two runs (the floor's and the app's), `rounds` times in turn, as A B B A A B ...:
     the machine's speed drifts by the minute here, and each side then sees as much of the
-    drift as the other. runs[name](r) times round r; returns each side's rounds as one
-    Timing (latencies, server times and counts added up; the steal share weighted by time)."""
+    drift as the other. runs[name](r) times turn r; merge() makes one result of a side's
+    turns (added_timings for Timings)."""
     first, second = runs
-    merged = {name: Timing() for name in runs}
-    stolen = {name: 0.0 for name in runs}
+    turns: dict[str, list[T]] = {name: [] for name in runs}
     for r in range(rounds):
         for name in (first, second) if r % 2 == 0 else (second, first):
-            timing, total = runs[name](r), merged[name]
-            total.latencies += timing.latencies
-            total.server += timing.server
-            total.elapsed += timing.elapsed
-            total.ok += timing.ok
-            total.failed += timing.failed
-            if timing.steal is not None:
-                stolen[name] += timing.steal * timing.elapsed
-                total.steal = stolen[name] / total.elapsed if total.elapsed else None
-    return merged
+            turns[name].append(runs[name](r))
+    return {name: merge(results) for name, results in turns.items()}
+
+
+def added_timings(timings: list[Timing]) -> Timing:
+    """Turns as one Timing: latencies, server times and counts added up, the steal share
+    weighted by each turn's time."""
+    total = Timing()
+    stolen = 0.0
+    for timing in timings:
+        total.latencies += timing.latencies
+        total.server += timing.server
+        total.elapsed += timing.elapsed
+        total.ok += timing.ok
+        total.failed += timing.failed
+        if timing.steal is not None:
+            stolen += timing.steal * timing.elapsed
+            total.steal = stolen / total.elapsed if total.elapsed else None
+    return total
 
 
 # --- the machine ---------------------------------------------------------------------------

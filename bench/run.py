@@ -37,6 +37,7 @@ from bench.common import (  # noqa: E402
     Client,
     Server,
     Timing,
+    added_timings,
     cpu_times,
     driver_url,
     floor_and_app,
@@ -356,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--api-threads", type=int, default=4, help="API clients (4)")
     parser.add_argument("--api-seconds", type=float, default=15.0, help="at most, per app (15)")
+    parser.add_argument(
+        "--api-rounds", type=int, default=4, help="turns each app takes, in turn (4)"
+    )
     parser.add_argument(
         "--api-max", type=int, default=3000, help="applicants each app creates, at most (3000)"
     )
@@ -738,7 +742,7 @@ def applications(args, floor: Server, app: Server, target, database_url, redis) 
 
         return lambda r: with_server_times(server, "POST", path, lambda: run(r))
 
-    timed = interleaved({"floor": turn("floor"), "app": turn("app")}, rounds)
+    timed = interleaved({"floor": turn("floor"), "app": turn("app")}, rounds, added_timings)
     apply_floor, apply_app = timed["floor"], timed["app"]
     counted = {
         prefix: scalar(

@@ -35,6 +35,7 @@ def test_the_api_scenario_creates_one_applicant_per_key_and_replays(
                 # however slow the machine is.
                 api_seconds=120,
                 api_max=12,
+                api_rounds=2,  # floor, app, app, floor: each side's two turns add up
                 api_replay_share=0.3,
                 api_keys=2,
             ),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.common import Timing, interleaved
+from bench.common import Timing, added_timings, interleaved
 
 
 def test_turns_alternate_and_add_up():
@@ -15,7 +15,7 @@ def test_turns_alternate_and_add_up():
 
         return one
 
-    merged = interleaved({"floor": run("floor", 300), "app": run("app", 200)}, 4)
+    merged = interleaved({"floor": run("floor", 300), "app": run("app", 200)}, 4, added_timings)
     assert order == [
         ("floor", 0), ("app", 0), ("app", 1), ("floor", 1),
         ("floor", 2), ("app", 2), ("app", 3), ("floor", 3),
