@@ -762,3 +762,29 @@ def test_a_repeat_with_a_reserved_id_leaves_nothing_behind(driver):
         "MagicLink": before["MagicLink"] + 1,
         "OutboxMessage": before["OutboxMessage"] + 1,
     }
+
+
+def test_a_reserved_id_is_the_applicants_even_when_files_write_it_first(driver, make_question):
+    """An application with files writes its applicant before the files (an upload's row refers
+    to it); an id reserved for it is still the one it gets, not a second from the sequence."""
+    _, opening, qs = driver
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no sequence: its applicant always goes in first")
+    doc = make_question(opening.stages[0], "cv", QuestionType.FILE, required=True)
+    db.session.commit()
+    reserved = db.session.scalar(
+        select(func.nextval(func.pg_get_serial_sequence("applicants", "id")))
+    )
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    cv = FileStorage(stream=io.BytesIO(pdf), filename="cv.pdf", content_type="application/pdf")
+    applicant, created = applications.apply(
+        opening,
+        "Ada",
+        "ada@example.com",
+        good_answers(qs) | {answers.field_name(doc): cv},
+        applicant_id=reserved,
+    )
+    assert created and applicant.id == reserved
+    assert db.session.scalar(select(Applicant.id).where(Applicant.email == "ada@example.com")) == (
+        reserved
+    )

@@ -331,9 +331,15 @@ def _insert_applicant(**values: Any) -> Applicant:
     return _as_loaded(row)
 
 
-def _existing(opening: Opening, email: str, error: IntegrityError) -> Applicant:
+def _existing(
+    opening: Opening, email: str, error: IntegrityError, refused: Applicant | None = None
+) -> Applicant:
     """After an insert the unique index refused: the applicant this email is already (it applied
-    to the opening before, or a submission racing this one did); else the error stands."""
+    to the opening before, or a submission racing this one did); else the error stands.
+    refused: the new applicant, if it was given to the session as loaded: it leaves with the
+    rollback."""
+    if refused is not None:
+        db.session.expunge(refused)
     db.session.rollback()
     existing = _find(opening, email)
     if existing is None:
@@ -420,8 +426,10 @@ def apply(
     pending = applicant_id is not None and not any(
         question.type == QuestionType.FILE for question, _ in answered
     )
+    if applicant_id is not None:
+        values["id"] = applicant_id  # reserved, it is the id whichever way the row goes in
     if pending:
-        row = _applicant_row(values) | {"id": applicant_id}
+        row = _applicant_row(values)
         applicant = _as_loaded(row)
     else:
         try:
@@ -468,8 +476,7 @@ def apply(
     except IntegrityError as exc:
         if not pending:
             raise
-        db.session.expunge(applicant)  # as after a refused file, above
-        return _applied_already(_existing(opening, email, exc), resend_link)
+        return _applied_already(_existing(opening, email, exc, applicant), resend_link)
     rules.created(applicant, stage, answered=bool(answered))
     # What the session holds is what was written (a rule's move sets what it wrote), so the
     # caller reads the new applicant without loading it again.
