@@ -27,15 +27,15 @@ from typing import Any
 from bench.common import (
     Client,
     Server,
+    ServerUsage,
     Timing,
     added_timings,
+    added_usage,
     cpu_times,
     driver_url,
     interleaved,
-    process_cpu,
     row,
     run_threads,
-    self_cpu,
     steal_share,
 )
 
@@ -111,6 +111,7 @@ def added_runs(runs: list[Run]) -> Run:
     RSS the largest, verified only if every turn was)."""
     total = Run(runs[0].prefix.rsplit("-r", 1)[0])
     total.created = added_timings([run.created for run in runs])
+    total.usage = added_usage([run.usage for run in runs])
     total.replays = added_timings([run.replays for run in runs])
     for run in runs:
         total.sent += run.sent
@@ -118,13 +119,6 @@ def added_runs(runs: list[Run]) -> Run:
             total.statuses[status] = total.statuses.get(status, 0) + n
         total.replay_mismatches += run.replay_mismatches
         total.errors += run.errors[: 5 - len(total.errors)]
-        for name, value in run.usage.items():
-            if name == "web_peak_rss_mb":
-                total.usage[name] = max(value or 0, total.usage.get(name) or 0) or None
-            elif value is None or total.usage.get(name, 0) is None:
-                total.usage[name] = None
-            else:
-                total.usage[name] = round(total.usage.get(name, 0) + value, 2)
         for name, value in run.checks.items():
             if name == "verified":
                 total.checks[name] = total.checks.get(name, True) and value
@@ -171,7 +165,6 @@ def time_api(
     seconds: float,
     limit: int,
     replay_share: float,
-    database_url: str | None = None,
 ) -> Run:
     """`threads` clients create applicants with fresh keys as fast as they can, for `seconds`
     or `limit` fresh requests in all, and repeat an earlier request of their own with a chance
@@ -260,10 +253,10 @@ def time_api(
 
     mark = server.mark()
     server.reset_peak_rss()
-    usage = _Usage(server, database_url)
+    usage = ServerUsage(server)
     before = cpu_times()
     elapsed = run_threads(worker, threads, ready, stop_at, seconds)
-    run.usage = usage.report(elapsed)
+    run.usage = {"seconds": round(elapsed, 2), **usage.report()}
     steal = steal_share(before, cpu_times())
     for timing, replayed in ((run.created, False), (run.replays, True)):
         timing.elapsed = elapsed
@@ -278,55 +271,6 @@ def time_api(
     for error in run.errors:
         print("  !", error, file=sys.stderr)
     return run
-
-
-class _Usage:
-    """CPU seconds of the web workers, of the database's backends (PostgreSQL on this machine)
-    and of this process (the clients) over a run, and the workers' peak RSS."""
-
-    def __init__(self, server: Server, database_url: str | None) -> None:
-        self.server = server
-        self.backends = _backend_pids(database_url) if database_url else []
-        self.db = {pid: process_cpu(pid) for pid in self.backends}
-        self.web = server.workers_cpu()
-        self.client = self_cpu()
-
-    def report(self, elapsed: float) -> dict[str, Any]:
-        def spent(now: float | None, then: float | None) -> float | None:
-            return None if now is None or then is None else round(now - then, 2)
-
-        db_now = {pid: process_cpu(pid) for pid in self.backends}
-        db = None
-        if self.backends and all(v is not None for v in (*self.db.values(), *db_now.values())):
-            db = round(sum(db_now[pid] - self.db[pid] for pid in self.backends), 2)
-        return {
-            "seconds": round(elapsed, 2),
-            "web_cpu_seconds": spent(self.server.workers_cpu(), self.web),
-            "db_cpu_seconds": db,
-            "client_cpu_seconds": spent(self_cpu(), self.client),
-            "web_peak_rss_mb": self.server.peak_rss_mb(),
-        }
-
-
-def _backend_pids(database_url: str) -> list[int]:
-    """The PostgreSQL backends connected to this database (the web workers' pools), but
-    this query's own; none on another database."""
-    from sqlalchemy import create_engine, text
-
-    if not database_url.startswith(("postgresql://", "postgresql+psycopg://")):
-        return []
-    engine = create_engine(driver_url(database_url))
-    with engine.connect() as conn:
-        pids = list(
-            conn.scalars(
-                text(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-                )
-            )
-        )
-    engine.dispose()
-    return pids
 
 
 # --- the checks ----------------------------------------------------------------------------
@@ -437,7 +381,6 @@ def scenario(
                 args.api_seconds / rounds,
                 -(-args.api_max // rounds),
                 args.api_replay_share,
-                database_url,
             )
             timed.checks = verify(database_url, target["opening_id"], timed)
             return timed
@@ -457,22 +400,14 @@ def scenario(
         flush=True,
     )
 
-    def per_applicant(run: Run) -> dict[str, float | None]:
-        n = max(1, run.created.ok + run.replays.ok)
-        return {
-            name.replace("_seconds", "_ms_per_request"): (
-                None if value is None else round(1000 * value / n, 2)
-            )
-            for name, value in run.usage.items()
-            if name.endswith("_cpu_seconds")
-        }
-
+    for run in (app_run, floor_run):
+        # The whole run's CPU, the replays' share included, is counted a creation.
+        run.created.usage = run.usage
     common = {
         "clients": threads,
         "api_keys": len(seeded["tokens"]),
         "replay_share": args.api_replay_share,
         "usage": {"app": app_run.usage, "floor": floor_run.usage},
-        "cpu_per_request": {"app": per_applicant(app_run), "floor": per_applicant(floor_run)},
         "statuses": {"app": app_run.statuses, "floor": floor_run.statuses},
         "checks": checks,
         "verified": verified,

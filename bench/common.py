@@ -246,6 +246,7 @@ class Server:
 
     def __init__(self, target: str, env: dict[str, str], logdir: Path, name: str):
         self.port = free_port()
+        self.database_url = env.get("DATABASE_URL")
         self.log = logdir / f"{name}.log"
         self.access = logdir / f"{name}-access.log"
         gunicorn = Path(sys.executable).parent / "gunicorn"
@@ -377,9 +378,6 @@ def ms(seconds: list[float], q: float) -> float:
 T = TypeVar("T")
 
 
-T = TypeVar("T")
-
-
 @dataclass
 class Timing:
     latencies: list[float] = field(default_factory=list)  # client-side, seconds
@@ -388,6 +386,7 @@ class Timing:
     ok: int = 0
     failed: int = 0
     steal: float | None = None  # the machine's CPU steal share while it ran (Linux)
+    usage: dict[str, Any] = field(default_factory=dict)  # ServerUsage.report()
 
     @property
     def p50(self) -> float:
@@ -525,10 +524,13 @@ def time_gets(
 def with_server_times(
     server: Server, method: str, suffix: str, run: Callable[[], Timing]
 ) -> Timing:
-    """run() -> Timing, with the server times gunicorn logged for its requests."""
+    """run() -> Timing, with the server times gunicorn logged for its requests and the CPU
+    seconds the run cost (ServerUsage)."""
     mark = server.mark()
     before = cpu_times()
+    usage = ServerUsage(server)
     timing = run()
+    timing.usage = usage.report()
     timing.steal = steal_share(before, cpu_times())
     timing.server = server.server_times(mark, method, suffix, len(timing.latencies))
     # The warm-up requests came before the timed ones: keep the last ones, as many as timed.
@@ -565,7 +567,35 @@ def added_timings(timings: list[Timing]) -> Timing:
         if timing.steal is not None:
             stolen += timing.steal * timing.elapsed
             total.steal = stolen / total.elapsed if total.elapsed else None
+    total.usage = added_usage([timing.usage for timing in timings])
     return total
+
+
+def added_usage(usages: list[dict[str, Any]]) -> dict[str, Any]:
+    """ServerUsage reports of turns as one: CPU seconds added up (None when a turn could not
+    read them), the peak RSS the largest."""
+    total: dict[str, Any] = {}
+    for usage in usages:
+        for name, value in usage.items():
+            if name == "web_peak_rss_mb":
+                total[name] = max(value or 0, total.get(name) or 0) or None
+            elif value is None or total.get(name, 0) is None:
+                total[name] = None
+            else:
+                total[name] = round(total.get(name, 0) + value, 2)
+    return total
+
+
+def cpu_per_request(usage: dict[str, Any], requests: int) -> dict[str, float | None]:
+    """A ServerUsage report's CPU seconds as milliseconds a request."""
+    n = max(1, requests)
+    return {
+        name.replace("_seconds", "_ms_per_request"): (
+            None if value is None else round(1000 * value / n, 2)
+        )
+        for name, value in usage.items()
+        if name.endswith("_cpu_seconds")
+    }
 
 
 # --- the machine ---------------------------------------------------------------------------
@@ -641,6 +671,56 @@ class Usage:
         return {"worker_cpu_seconds": self_cpu() - self.process, "db_cpu_seconds": spent}
 
 
+class ServerUsage:
+    """CPU seconds of a server's web workers, of its database's backends (PostgreSQL on this
+    machine: every client connection to that database, both apps' pools) and of this process
+    (the clients) from now to report(), and the workers' peak RSS. A target in requests a
+    second is a CPU budget on this 2-core machine: these say who spends it."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.backends = backend_pids(server.database_url) if server.database_url else []
+        self.db = {pid: process_cpu(pid) for pid in self.backends}
+        self.web = server.workers_cpu()
+        self.client = self_cpu()
+
+    def report(self) -> dict[str, float | None]:
+        def spent(now: float | None, then: float | None) -> float | None:
+            return None if now is None or then is None else round(now - then, 2)
+
+        db_now = {pid: process_cpu(pid) for pid in self.backends}
+        db = None
+        if self.backends and all(v is not None for v in (*self.db.values(), *db_now.values())):
+            db = round(sum(db_now[pid] - self.db[pid] for pid in self.backends), 2)
+        return {
+            "web_cpu_seconds": spent(self.server.workers_cpu(), self.web),
+            "db_cpu_seconds": db,
+            "client_cpu_seconds": spent(self_cpu(), self.client),
+            "web_peak_rss_mb": self.server.peak_rss_mb(),
+        }
+
+
+def backend_pids(database_url: str) -> list[int]:
+    """The PostgreSQL backends connected to this database (the web workers' pools), but
+    this query's own; none on another database."""
+    from sqlalchemy import create_engine, text
+
+    if not database_url.startswith(("postgresql://", "postgresql+psycopg://")):
+        return []
+    engine = create_engine(driver_url(database_url))
+    with engine.connect() as conn:
+        pids = list(
+            conn.scalars(
+                text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                )
+            )
+        )
+    engine.dispose()
+    return pids
+
+
 def process_cpu(pid: int) -> float | None:
     """CPU seconds (user + system) a process has used, read from /proc (Linux), or None."""
     try:
@@ -674,6 +754,7 @@ def _numbers(timing: Timing) -> dict[str, Any]:
         "ok": timing.ok,
         "failed": timing.failed,
         "cpu_steal_share": round(timing.steal, 3) if timing.steal is not None else None,
+        "cpu_per_request": cpu_per_request(timing.usage, len(timing.latencies)),
     }
 
 

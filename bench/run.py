@@ -327,11 +327,37 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                 "" if r["cpu_steal_share"] is None else f"{100 * r['cpu_steal_share']:.0f}%",
             ]
         )
-    widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
+    _print_lines(lines)
+    _print_cpu(rows)
+
+
+def _print_lines(lines: list[list[str]]) -> None:
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(lines[0]))]
     for i, line in enumerate(lines):
         print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
         if i == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def _print_cpu(rows: list[dict[str, Any]]) -> None:
+    """CPU ms a request, by who spent it, where the scenario measured it: a rate target is a
+    budget of 2 cores' worth of CPU seconds a second, shared by all three."""
+    parts = ("web", "db", "client")
+
+    def cells(cpu: dict[str, float | None]) -> list[str]:
+        values = [cpu.get(f"{part}_cpu_ms_per_request") for part in parts]
+        total = None if None in values else sum(values)
+        return ["-" if v is None else f"{v:.2f}" for v in (*values, total)]
+
+    lines = [["CPU ms a request", "web", "database", "clients", "all"]]
+    lines[0] += ["floor: web", "database", "clients", "all"]
+    for r in rows:
+        if r.get("cpu_per_request", {}).get("web_cpu_ms_per_request") is not None:
+            lines.append([r["scenario"], *cells(r["cpu_per_request"])])
+            lines[-1] += cells(r["floor"].get("cpu_per_request", {}))
+    if len(lines) > 1:
+        print()
+        _print_lines(lines)
 
 
 SCENARIOS = ("jobs", "apply", "api", "board", "moves", "page", "timers", "emails", "webhooks")

@@ -52,6 +52,11 @@ def test_the_api_scenario_creates_one_applicant_per_key_and_replays(
         assert checks["replay_mismatches"] == 0
     assert created["failed"] == created["floor"]["failed"] == 0
     assert created["web_peak_rss_mb"]["app"] > 0
+    # Who spent the CPU: the web workers and the clients always; the database's backends
+    # only where they are PostgreSQL's (read from /proc when the server runs on this machine).
+    for cpu in (created["cpu_per_request"], created["floor"]["cpu_per_request"]):
+        assert cpu["web_cpu_ms_per_request"] > 0 and cpu["client_cpu_ms_per_request"] > 0
+        assert postgres or cpu["db_cpu_ms_per_request"] is None
     # Replays are drawn from seeded generators: both apps repeat a key within a few requests.
     replays = rows[1]
     assert replays["ok"] > 0 and replays["floor"]["ok"] > 0
