@@ -17,6 +17,20 @@ from plutomi.services.openings import QuestionInput
 TYPE_CHOICES = [SelectChoice(t.value, t.label) for t in QuestionType]
 
 
+class NumberField(FloatField):
+    """A FloatField for people: 70 rather than 70.0, and "Enter a number." for anything else."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("invalid_value_message", "Enter a number.")
+        super().__init__(*args, **kwargs)
+
+    def _value(self) -> str:
+        # What was typed goes back as typed; a stored whole number shows without its ".0".
+        if not self.raw_data and isinstance(self.data, float) and self.data.is_integer():
+            return str(int(self.data))
+        return super()._value()
+
+
 class NewOpeningForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=200)])
 
@@ -57,12 +71,12 @@ class QuestionForm(FlaskForm):
     options = TextAreaField(
         "Options", description="For single and multiple choice: one per line, at least 2."
     )
-    min_value = FloatField(
+    min_value = NumberField(
         "Minimum",
         validators=[Optional()],
         description="Number: the smallest value; text: the fewest characters.",
     )
-    max_value = FloatField(
+    max_value = NumberField(
         "Maximum",
         validators=[Optional()],
         description="Number: the largest value; text: the most characters.",

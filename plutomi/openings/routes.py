@@ -216,8 +216,16 @@ def _order(name: str) -> list[str]:
     return request.form.getlist(name)
 
 
+# The fields a stage's own forms show next to themselves: the rename's name, the delete's
+# move_to (and its "stage" refusals). Anything else, such as a stale order or a bad
+# direction, is about the list and shows above it, not in the delete panel.
+_STAGE_FORM_FIELDS = {"name", "move_to", "stage"}
+
+
 def _stage_failed(opening: Opening, stage_id: str, error: ServiceError):
-    return _editor(opening, "stages", 422, stage_errors={stage_id: error})
+    if error.field in _STAGE_FORM_FIELDS:
+        return _editor(opening, "stages", 422, stage_errors={stage_id: error})
+    return _editor(opening, "stages", 422, stages_error=error.message)
 
 
 @bp.post("/openings/<pid:opening_id>/stages")

@@ -97,6 +97,7 @@ def test_sign_up_invite_a_teammate_who_joins_and_switches_orgs(
     expect(teammate.locator("#org-select option")).to_have_text(["Acme Hiring", "Grace Labs"])
 
     teammate.get_by_label("Organisation").select_option(label="Acme Hiring")
+    teammate.get_by_role("button", name="Switch", exact=True).click()
     expect(teammate.get_by_role("status").first).to_contain_text("Switched to Acme Hiring.")
     expect(selected_org(teammate)).to_have_text("Acme Hiring")
     teammate.get_by_role("link", name="Settings").click()
