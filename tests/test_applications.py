@@ -24,11 +24,12 @@ from plutomi.models import (
     OpeningState,
     OutboxMessage,
     QuestionType,
+    Trigger,
     utcnow,
 )
-from plutomi.services import answers, applications, board
+from plutomi.services import answers, applications, board, openings
 from plutomi.services.errors import Invalid, InvalidFields
-from tests.conftest import Auth, owner_of
+from tests.conftest import Auth, owner_membership, owner_of
 
 CSRF_TOKEN = re.compile(r'(?<=name="csrf_token" value=")[^"]+|(?<=data-token=")[^"]+')
 
@@ -588,6 +589,53 @@ def test_portal_saves_each_question_by_itself_and_completes_the_stage(
     assert client.post("/portal/answers/nosuchquestion00").status_code == 404
 
 
+def test_portal_draws_the_page_again_when_a_rule_moves_the_applicant_on(driver, client, make_rule):
+    org, opening, qs = driver
+    documents = opening.stages[1]
+    review = openings.add_stage(owner_membership(org), opening.public_id, "Review")
+    make_rule(documents, Trigger.STAGE_COMPLETED, [{"type": "move", "stage": review.public_id}])
+    client.post("/jobs/acme/delivery-driver", data=apply_form(qs))
+    applicant = db.session.scalar(select(Applicant))
+    applicant.stage_id = documents.id
+    applicant.stage_completed_at = None
+    db.session.commit()
+    htmx = {"HX-Request": "true"}
+    for key, value in (("vehicle", "Van"), ("start", "2025-04-01")):
+        response = client.post(
+            f"/portal/answers/{qs[key].public_id}",
+            data={answers.field_name(qs[key]): value},
+            headers=htmx,
+        )
+        assert response.status_code == 200 and "HX-Redirect" not in response.headers
+
+    # The last required answer completes the step, and the rule moves them on: the page is
+    # drawn again for the new step rather than left showing the old step's questions.
+    last = client.post(
+        f"/portal/answers/{qs['days'].public_id}",
+        data={answers.field_name(qs["days"]): ["Mon"]},
+        headers=htmx,
+    )
+    assert last.status_code == 204 and last.headers["HX-Redirect"] == "/portal"
+    page = client.get("/portal")
+    assert "Saved. Your application moved on to: Review." in page.text
+    assert "<dt>Step</dt><dd>Review</dd>" in page.text
+
+    # The old step's form, still open in another tab, leads back to the portal as well.
+    stale = client.post(
+        f"/portal/answers/{qs['notes'].public_id}",
+        data={answers.field_name(qs["notes"]): "Late"},
+        headers=htmx,
+    )
+    assert stale.status_code == 204 and stale.headers["HX-Redirect"] == "/portal"
+    assert "belongs to an earlier step" in client.get("/portal").text
+    assert (
+        db.session.scalar(
+            select(func.count()).select_from(Answer).where(Answer.question_id == qs["notes"].id)
+        )
+        == 0
+    )
+
+
 def test_portal_withdraw(driver, client):
     _, _, qs = driver
     client.post("/jobs/acme/delivery-driver", data=apply_form(qs))
@@ -709,11 +757,11 @@ def test_answers_and_payloads_beyond_ascii_are_stored_as_every_other_write_store
     assert [c.name for c in board.board(opening, f).columns[0].cards] == ["Zoë"]
 
 
-def test_a_refused_file_leaves_no_applicant_behind_in_the_session(
+def test_a_refused_file_is_refused_with_the_other_answers_before_anything_is_written(
     driver, make_question, monkeypatch
 ):
-    """The applicant is inserted before its files are stored; when one is refused, the
-    rollback takes the applicant out of the session too, so the same session applies again."""
+    """A file is read and checked with the other answers, before the applicant is inserted:
+    its problem is reported beside theirs, and the same session applies again."""
     _, opening, qs = driver
     inserted = []
     insert_applicant = applications._insert_applicant
@@ -728,11 +776,16 @@ def test_a_refused_file_leaves_no_applicant_behind_in_the_session(
     bad = FileStorage(stream=io.BytesIO(exe), filename="cv.pdf", content_type="application/pdf")
     with pytest.raises(InvalidFields) as refused:
         applications.apply(
-            opening, "Ada", "ada@example.com", good_answers(qs) | {answers.field_name(doc): bad}
+            opening,
+            "Ada",
+            "ada@example.com",
+            good_answers(qs) | {answers.field_name(doc): bad, answers.field_name(qs["age"]): "5"},
         )
-    assert answers.field_name(doc) in refused.value.errors
-    assert inserted and inserted[0] not in db.session
-    assert counts()["Applicant"] == 0
+    assert refused.value.errors == {
+        answers.field_name(doc): "The file's content does not match its name (.pdf).",
+        answers.field_name(qs["age"]): "Enter a number between 18 and 80.",
+    }
+    assert inserted == [] and counts()["Applicant"] == 0
     pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
     good = FileStorage(stream=io.BytesIO(pdf), filename="cv.pdf", content_type="application/pdf")
     _, created = applications.apply(

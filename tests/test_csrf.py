@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import re
 from pathlib import Path
 
@@ -60,10 +61,17 @@ def users() -> int:
 
 
 def assert_csrf_page(response) -> None:
+    """Our own 400: a page, or for an htmx partial's request a flash that swaps nothing."""
     assert response.status_code == 400
     assert response.mimetype == "text/html"
     assert CSRF_MESSAGE in response.text
-    assert "<h1>Bad request</h1>" in response.text
+    if response.request.headers.get("HX-Request"):
+        assert response.headers["HX-Reswap"] == "none"
+        flashed = json.loads(response.headers["HX-Trigger"])["flash"]
+        assert flashed[0]["category"] == "error" and flashed[0]["message"].startswith(CSRF_MESSAGE)
+        assert "<html" not in response.text
+    else:
+        assert "<h1>Bad request</h1>" in response.text
     assert "Traceback" not in response.text
     # Our words, not the library's ("The CSRF token is missing.", "... is invalid.").
     assert "The CSRF" not in response.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import os
 import re
 import struct
@@ -512,6 +513,13 @@ def test_a_too_large_request_gets_our_413_page(make_app, htmx):
     )
     assert response.status_code == 413
     assert response.mimetype == "text/html"
-    assert "Too large" in response.text
-    assert "That upload is larger than allowed." in response.text
-    assert "error-page" in response.text
+    message = "That upload is larger than the 1 MB allowed. Choose a smaller file."
+    assert message in response.text
+    if htmx:
+        # The form stays as it was, with what was typed in it; the message is a flash.
+        assert response.headers["HX-Reswap"] == "none"
+        assert json.loads(response.headers["HX-Trigger"])["flash"] == [
+            {"category": "error", "message": message}
+        ]
+    else:
+        assert "Too large" in response.text and "error-page" in response.text

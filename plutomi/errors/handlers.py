@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, current_app, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from plutomi import htmx
 from plutomi.extensions import db
 from plutomi.services.errors import InvalidFields, ServiceError
 
@@ -74,9 +75,23 @@ def _render(
     if wants_json():
         body = error_body(status, message, code=code, field=field, details=details)
         return jsonify(body), status
-    return render_template(
-        "errors/error.html", status=status, title=TITLES.get(status, "Error"), message=message
-    ), status
+    title = TITLES.get(status, "Error")
+    if request.htmx and (not request.htmx.boosted or request.method != "GET"):
+        # A partial's request (a note's edit, a panel, a poll): a whole page swapped into its
+        # target would nest a second page there. A boosted form's: the page keeps what was
+        # typed in it. Either way nothing is swapped, and the message shows with the flashes.
+        response = make_response(
+            render_template("errors/_error.html", status=status, title=title, message=message),
+            status,
+        )
+        response.headers["HX-Reswap"] = "none"
+        return htmx.trigger(response, "flash", [{"category": "error", "message": message}])
+    # An applicant's pages keep their own frame: no recruiters' "Log in" on a job board.
+    layout = "public/layout.html" if request.blueprint == "public" else "base.html"
+    page = render_template(
+        "errors/error.html", status=status, title=title, message=message, layout=layout
+    )
+    return page, status
 
 
 def register(app: Flask) -> None:
@@ -106,7 +121,10 @@ def register(app: Flask) -> None:
         default = {
             404: "There is nothing here. The link may be old, or the page belongs to another org.",
             403: "Your role in this org does not allow that.",
-            413: "That upload is larger than allowed.",
+            413: (
+                f"That upload is larger than the {current_app.config['MAX_UPLOAD_MB']} MB "
+                "allowed. Choose a smaller file."
+            ),
             415: "Send this as JSON (Content-Type: application/json).",
         }
         message = exc.description if exc.description != type(exc).description else None

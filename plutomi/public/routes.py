@@ -23,29 +23,24 @@ from sqlalchemy import select
 
 from plutomi import applicant_session, tenancy
 from plutomi.extensions import db
+from plutomi.htmx import redirect_to
 from plutomi.models import Applicant, Opening, OpeningState, Org, Question, QuestionType, Upload
-from plutomi.services import answers, applications, openings
+from plutomi.services import answers, applications, openings, uploads
 from plutomi.services.errors import Invalid, InvalidFields, NotFound
 from plutomi.tenancy import org_required
 
 bp = Blueprint("public", __name__)
 
+
 # What a file input offers to pick; the upload store checks the content, whatever was picked.
-DEFAULT_ACCEPT = ".pdf,.png,.jpg,.jpeg,.webp,.docx,.txt"
-
-
-def _file_accept() -> str:
-    try:
-        from plutomi.services import uploads
-    except ImportError:  # pragma: no cover - while the upload store is being built
-        return DEFAULT_ACCEPT
-    extensions = getattr(uploads, "BY_EXTENSION", None)
-    return ",".join(extensions) if extensions else DEFAULT_ACCEPT
-
-
 @bp.app_context_processor
 def _question_helpers() -> dict[str, Any]:
-    return {"field_name": answers.field_name, "QuestionType": QuestionType}
+    return {
+        "field_name": answers.field_name,
+        "QuestionType": QuestionType,
+        "file_accept": ",".join(uploads.BY_EXTENSION),
+        "file_kinds": uploads.KINDS,
+    }
 
 
 def _partial_request() -> bool:
@@ -103,6 +98,22 @@ def _typed(questions: list[Question]) -> dict[str, Any]:
     return values
 
 
+def _refused(questions: list[Question], errors: dict[str, str]) -> dict[str, str]:
+    """The errors of a form sent back, with each file that was fine asked for again beside
+    its field: a browser cannot put a file back in a form, and it would be missed."""
+    errors = dict(errors)
+    for question in questions:
+        name = answers.field_name(question)
+        file = request.files.get(name)
+        if question.type_enum is QuestionType.FILE and file and file.filename:
+            errors.setdefault(
+                name,
+                f"Attach {uploads.display_name(file.filename)} again: a form sent back for "
+                "corrections cannot keep its files.",
+            )
+    return errors
+
+
 # --- the job board -------------------------------------------------------------------------
 
 
@@ -139,7 +150,6 @@ def _form_page(org, opening, questions=None, values=None, errors=None, status=20
         values=values or {},
         errors=errors or {},
         preview=preview,
-        file_accept=_file_accept(),
     ), status
 
 
@@ -165,11 +175,13 @@ def opening(org_slug: str, opening_slug: str):
             applicant_id=found.applicant_id,
         )
     except InvalidFields as exc:
-        return _form_page(org, row, questions, _typed(questions), exc.errors, 422)
+        return _form_page(
+            org, row, questions, _typed(questions), _refused(questions, exc.errors), 422
+        )
     except Invalid as exc:
         if exc.message == applications.NOT_TAKING:
             return _unavailable(org, row)
-        errors = {exc.field or "form": exc.message}
+        errors = _refused(questions, {exc.field or "form": exc.message})
         return _form_page(org, row, questions, _typed(questions), errors, 422)
     if created:
         applicant_session.sign_in(applicant)
@@ -238,7 +250,7 @@ def _portal_page(applicant: Applicant, errors=None, values=None, status=200):
     done = {answer.question_id for answer in given}
     remaining = [q for q in openings.stage_questions(stage) if q.id not in done]
     upload_ids = [a.value for a in given if a.question.type == QuestionType.FILE]
-    uploads = {
+    uploaded = {
         u.public_id: u
         for u in db.session.scalars(
             select(Upload).where(
@@ -255,10 +267,9 @@ def _portal_page(applicant: Applicant, errors=None, values=None, status=200):
         remaining=remaining,
         missing={q.id for q in answers.missing_required(applicant, stage)},
         given=given,
-        uploads=uploads,
+        uploads=uploaded,
         errors=errors or {},
         values=values or {},
-        file_accept=_file_accept(),
     ), status
 
 
@@ -285,6 +296,11 @@ def portal_answer(question_id: str):
             )
         )
     if question is None:
+        if applicant is not None and _partial_request():
+            # A form left open from an earlier step (another tab, or before a rule moved
+            # them on): show where the application stands now instead.
+            flash("That question belongs to an earlier step. Here is where you are now.", "info")
+            return redirect_to(url_for("public.portal"))
         abort(404, "This question is not part of your application. Open the link we emailed you.")
     name = answers.field_name(question)
     raw = _raw_answers([question])[name]
@@ -301,9 +317,13 @@ def portal_answer(question_id: str):
                 value=typed.get(name),
                 error=exc.message,
                 saved=False,
-                file_accept=_file_accept(),
             ), 422
         return _portal_page(applicant, {name: exc.message}, typed, 422)
+    if _partial_request() and applicant.stage_id != question.stage_id:
+        # The answer completed the step and a rule moved them on: the page shows the old
+        # step's questions, so it is drawn again for the new one.
+        flash(f"Saved. Your application moved on to: {applicant.stage.name}.", "success")
+        return redirect_to(url_for("public.portal"))
     if _partial_request():
         return render_template(
             "public/_portal_question.html",
@@ -312,7 +332,6 @@ def portal_answer(question_id: str):
             error=None,
             saved=True,
             stage_done=applicant.stage_completed_at is not None,
-            file_accept=_file_accept(),
         )
     flash("Saved.", "success")
     return redirect(url_for("public.portal"))

@@ -15,7 +15,7 @@ from werkzeug.datastructures import FileStorage
 
 from plutomi.extensions import db
 from plutomi.models import Answer, Applicant, ApplicantStatus, Question, QuestionType, Stage, utcnow
-from plutomi.services import rules
+from plutomi.services import rules, uploads
 from plutomi.services.errors import Conflict, Invalid, InvalidFields, NotFound
 from plutomi.services.events import Actor, record_applicant
 from plutomi.services.fields import CONTROL_CHARACTER, has_control_characters, normalize_email
@@ -146,7 +146,8 @@ def _required_message(kind: QuestionType) -> str:
 def clean(question: Question, raw: Raw) -> Any:
     """The value to store for raw, or None when left blank (allowed unless required).
 
-    File questions return the FileStorage itself: storing it needs the applicant (see save)."""
+    A file question's file is read and checked here, and returned as an uploads.CheckedFile:
+    storing it needs the applicant (see stored())."""
     field = field_name(question)
     kind = question.type_enum
     if _is_blank(raw):
@@ -156,7 +157,7 @@ def clean(question: Question, raw: Raw) -> Any:
     if kind is QuestionType.FILE:
         if not isinstance(raw, FileStorage):
             raise Invalid("Choose a file to upload.", field)
-        return raw
+        return uploads.check(question, raw)
     if kind is QuestionType.MULTI_CHOICE:
         return _multi(question, raw, field)
     value = _single(raw, field)
@@ -181,14 +182,6 @@ def clean(question: Question, raw: Raw) -> Any:
             raise Invalid("Answer yes or no.", field)
         return YES_NO[value.lower()]
     raise Invalid("This question cannot be answered here.", field)  # pragma: no cover
-
-
-def _store_file(applicant: Applicant, question: Question, file: FileStorage) -> str:
-    try:
-        from plutomi.services import uploads  # the upload store: its own module
-    except ImportError:  # pragma: no cover - only while uploads are being built
-        raise Invalid("Uploads are not available yet.", field_name(question)) from None
-    return uploads.store(applicant, question, file).public_id
 
 
 def _asked_now(applicant: Applicant, question: Question) -> bool:
@@ -228,8 +221,8 @@ def _upsert(applicant: Applicant, question: Question, value: Any) -> Answer:
 def stored(applicant: Applicant, question: Question, value: Any) -> Any:
     """What an answer that clean() accepted keeps: a file goes to the upload store, and its
     upload's public id is kept."""
-    if isinstance(value, FileStorage):
-        return _store_file(applicant, question, value)
+    if isinstance(value, uploads.CheckedFile):
+        return uploads.store(applicant, question, value).public_id
     return value
 
 
@@ -281,7 +274,7 @@ def save(
     except IntegrityError:
         # The same question saved twice at once (a double click): the other save made the row,
         # so this one updates it. (A file's upload row went with the rollback: not retried.)
-        if not commit or isinstance(value, FileStorage):
+        if not commit or isinstance(value, uploads.CheckedFile):
             raise
         db.session.rollback()
         answer = write(applicant, question, value)

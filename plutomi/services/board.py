@@ -431,8 +431,13 @@ class Changes:
     redraw: bool = False
 
 
+MAX_CURSOR = 2**62
+
+
 def changes(opening: Opening, since: int, f: BoardFilter, card_questions: list[Question]):
     """What changed on the board since event `since`: None when nothing did."""
+    # A cursor from a hand-made URL stays within what the database's integers hold.
+    since = min(max(since, 0), MAX_CURSOR)
     now = utcnow()
     rows = db.session.execute(
         select(Event.id, Event.applicant_id, Event.created_at)

@@ -58,13 +58,18 @@ class Summary:
     stage_name: str | None = None
 
 
+def _is_version(text: str) -> bool:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def _selection(opening: Opening, values: list[str]) -> list[list[int | None]]:
     """ "public_id:version" values from the board's checkboxes, as [id, version] in the order
     given; a card of another opening or org is refused."""
     wanted: dict[str, int | None] = {}
     for value in values:
         public_id, _, version = value.partition(":")
-        if not is_public_id(public_id) or (version and not version.isdigit()):
+        if not is_public_id(public_id) or (version and not _is_version(version)):
             raise Invalid("The selection holds a card this board does not know.", "selected")
         wanted.setdefault(public_id, int(version) if version else None)
     found = dict(

@@ -16,6 +16,7 @@ a row without its file.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import hashlib
 import logging
 import os
@@ -71,7 +72,10 @@ BY_EXTENSION = {
     ".docx": DOCX,
     ".txt": TXT,
 }
-ACCEPTED = "Only PDF, PNG, JPEG, WEBP, DOCX and TXT files are accepted."
+_LABELS = list(dict.fromkeys(kind.label for kind in BY_EXTENSION.values()))
+# "PDF, PNG, JPEG, WEBP, DOCX or TXT": the kinds a file question's field names.
+KINDS = f"{', '.join(_LABELS[:-1])} or {_LABELS[-1]}"
+ACCEPTED = f"Only {', '.join(_LABELS[:-1])} and {_LABELS[-1]} files are accepted."
 
 
 def _field(question: Question) -> str:
@@ -150,8 +154,20 @@ def _copy_checked(stream: BinaryIO, out: BinaryIO, max_mb: int, field: str):
     return size, digest.hexdigest(), head, is_text
 
 
-def store(applicant: Applicant, question: Question, file: FileStorage | None) -> Upload:
-    """Check the file, save it, and add its Upload row (flushed, not committed).
+@dataclass
+class CheckedFile:
+    """A file that passed check(): its content spooled aside until store() keeps it."""
+
+    name: str
+    kind: Kind
+    size: int
+    sha256: str
+    body: BinaryIO
+
+
+def check(question: Question, file: FileStorage | None) -> CheckedFile:
+    """Read and check a file before anything is written, so that its problems are reported
+    with the other answers' (an application refused for another answer writes no file).
 
     Raises Invalid (field "q_<question public id>") when no file was given, it is empty, too
     large, of a type we do not accept, or its content does not match its name's extension.
@@ -166,16 +182,27 @@ def store(applicant: Applicant, question: Question, file: FileStorage | None) ->
         raise Invalid(ACCEPTED, field)
 
     max_mb = current_app.config["MAX_UPLOAD_MB"]
-    with tempfile.SpooledTemporaryFile(max_size=1024 * 1024) as body:
+    with contextlib.ExitStack() as closing:
+        body = closing.enter_context(tempfile.SpooledTemporaryFile(max_size=1024 * 1024))
         size, sha256, head, is_text = _copy_checked(file.stream, body, max_mb, field)
         if size == 0:
             raise Invalid("That file is empty.", field)
         kind = _sniff(head, body, is_text)
         if kind is not claimed:
             raise Invalid(f"The file's content does not match its name ({extension}).", field)
+        closing.pop_all()  # a checked file stays open until store() keeps it
+    return CheckedFile(name, kind, size, sha256, body)
 
-        storage = get_storage()
-        stored_name = f"{secrets.token_hex(16)}{kind.extension}"
+
+def store(
+    applicant: Applicant, question: Question, file: CheckedFile | FileStorage | None
+) -> Upload:
+    """Save a file (checked here unless check() passed it already) and add its Upload row
+    (flushed, not committed). Raises Invalid as check() does."""
+    checked = file if isinstance(file, CheckedFile) else check(question, file)
+    storage = get_storage()
+    stored_name = f"{secrets.token_hex(16)}{checked.kind.extension}"
+    with checked.body as body:
         body.seek(0)
         storage.save(stored_name, body)
     _pending(db.session).saved.append((storage, stored_name))
@@ -184,11 +211,11 @@ def store(applicant: Applicant, question: Question, file: FileStorage | None) ->
         org_id=applicant.org_id,
         applicant_id=applicant.id,
         question_id=question.id,
-        original_name=name,
+        original_name=checked.name,
         stored_name=stored_name,
-        content_type=kind.content_type,
-        size=size,
-        sha256=sha256,
+        content_type=checked.kind.content_type,
+        size=checked.size,
+        sha256=checked.sha256,
     )
     db.session.add(upload)
     db.session.flush()

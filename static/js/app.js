@@ -13,9 +13,12 @@
     var box = document.getElementById("flashes");
     if (!box) return;
     (event.detail.value || []).forEach(function (item) {
+      // The same message again (a poll refused every few seconds) is shown once.
+      var last = box.lastElementChild;
+      if (last && last.textContent === item.message) return;
       var div = document.createElement("div");
       div.className = "flash flash-" + item.category;
-      div.setAttribute("role", "status");
+      div.setAttribute("role", item.category === "error" ? "alert" : "status");
       div.textContent = item.message;
       box.appendChild(div);
     });
@@ -28,6 +31,39 @@
   }
   document.addEventListener("DOMContentLoaded", function () { focusFirstError(document); });
   document.body.addEventListener("htmx:afterSettle", function (event) { focusFirstError(event.detail.elt); });
+
+  // A file over the upload limit is refused as it is chosen, beside its field: sent, the
+  // server would refuse the whole request after the long upload, and the form with it.
+  function describedBy(input, id, on) {
+    var ids = (input.getAttribute("aria-describedby") || "").split(" ").filter(function (x) {
+      return x && x !== id;
+    });
+    if (on) ids.push(id);
+    if (ids.length) input.setAttribute("aria-describedby", ids.join(" "));
+    else input.removeAttribute("aria-describedby");
+  }
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!input.matches || !input.matches("input[type=file][data-max-mb]")) return;
+    var id = input.id + "-too-large";
+    var old = document.getElementById(id);
+    if (old) old.remove();
+    describedBy(input, id, false);
+    var max = Number(input.dataset.maxMb);
+    var file = input.files && input.files[0];
+    var tooLarge = Boolean(file && max && file.size > max * 1024 * 1024);
+    input.setAttribute("aria-invalid", tooLarge ? "true" : "false");
+    var field = input.closest(".field");
+    if (!tooLarge || !field) return;
+    input.value = "";
+    var note = document.createElement("p");
+    note.className = "error";
+    note.id = id;
+    note.setAttribute("role", "alert");
+    note.textContent = file.name + " is larger than " + max + " MB. Choose a smaller file.";
+    field.appendChild(note);
+    describedBy(input, id, true);
+  });
 
   // A network failure gets a message instead of a silently dead button.
   document.body.addEventListener("htmx:sendError", function () {

@@ -153,7 +153,18 @@ def test_build_publish_apply_continue_and_read_the_application(
     applicant.get_by_label("Home town").fill("Leeds")
     applicant.get_by_label("Car").check()
     applicant.get_by_label("Years of driving").fill("7")
+    # The file field says what it takes, and a file over the limit is refused as it is
+    # chosen, beside the field, before any of it is sent.
+    expect(applicant.get_by_text("PDF, PNG, JPEG, WEBP, DOCX or TXT, up to 10 MB.")).to_be_visible()
+    big = tmp_path / "scan.pdf"
+    big.write_bytes(PDF + b"0" * (10 * 1024 * 1024))
+    applicant.get_by_label("Driving licence").set_input_files(big)
+    too_large = applicant.get_by_role("alert")
+    expect(too_large).to_have_text("scan.pdf is larger than 10 MB. Choose a smaller file.")
+    expect(applicant.get_by_label("Driving licence")).to_have_attribute("aria-invalid", "true")
+    assert applicant.get_by_label("Driving licence").evaluate("input => input.files.length") == 0
     applicant.get_by_label("Driving licence").set_input_files(licence)
+    expect(too_large).to_have_count(0)
     applicant.get_by_role("button", name="Send my application").click()
     expect(applicant.get_by_role("heading", name="Thank you, Ann Applicant")).to_be_visible()
 
