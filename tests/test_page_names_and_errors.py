@@ -89,7 +89,7 @@ def owner(app, org):
     return logged_in(app, owner_of(org))
 
 
-# --- A. the opening editor: list errors are not the delete panel's -------------------------
+# --- the opening editor: list errors are not the delete panel's -------------------------
 
 
 def test_a_stale_question_order_is_a_list_error_not_a_delete_error(
@@ -142,7 +142,7 @@ def test_a_refused_delete_still_opens_its_panel_and_marks_the_select(
     assert 'aria-invalid="true"' in select and f'aria-describedby="move-to-{sid}-error"' in select
 
 
-# --- B. the job board's excerpts ---------------------------------------------------------------
+# --- the job board's excerpts ---------------------------------------------------------------
 
 
 def test_the_job_board_excerpt_is_text_not_markdown(client, org, make_opening):
@@ -156,7 +156,7 @@ def test_the_job_board_excerpt_is_text_not_markdown(client, org, make_opening):
     )
 
 
-# --- C. the question editor's numbers -----------------------------------------------------------
+# --- the question editor's numbers -----------------------------------------------------------
 
 
 def test_whole_number_limits_show_without_a_decimal_and_bad_ones_say_so(
@@ -185,7 +185,7 @@ def test_fractional_limits_keep_their_decimals(owner, org, make_opening, make_qu
     assert 'value="0.5"' in tag_with(owner.get(url).text, 'id="min_value"')
 
 
-# --- D1. nothing acts on a change of selection ---------------------------------------------------
+# --- nothing acts on a change of selection ---------------------------------------------------
 
 
 def test_the_org_switcher_and_role_select_wait_for_their_buttons(app, owner, org, make_member):
@@ -207,7 +207,7 @@ def test_the_org_switcher_and_role_select_wait_for_their_buttons(app, owner, org
     assert saved.status_code == 200
 
 
-# --- D2. repeated controls name their item -------------------------------------------------------
+# --- repeated controls name their item -------------------------------------------------------
 
 
 def test_the_editors_controls_name_their_stage_question_or_rule(
@@ -268,7 +268,7 @@ def test_select_all_names_its_column(owner, org, make_opening, make_applicant):
     assert {"Select all in Applied", "Select all in Review"} <= set(control_names(board))
 
 
-# --- D3. board filter errors belong to their field -----------------------------------------------
+# --- board filter errors belong to their field -----------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -301,7 +301,7 @@ def test_a_bad_answer_filter_is_tied_to_the_answer_fields(owner, org, make_openi
     assert 'aria-invalid="true"' in tag and 'aria-describedby="board-answer-error"' in tag
 
 
-# --- D4. the top nav marks the current section ---------------------------------------------------
+# --- the top nav and the settings' tabs mark the current page -------------------------------
 
 
 def nav_link(page: str, label: str) -> str:
@@ -310,14 +310,23 @@ def nav_link(page: str, label: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "endpoint",
-    ["orgs.settings", "orgs.members", "email_templates.index", "webhooks.index", "api_keys.index"],
+    ("endpoint", "tab"),
+    [
+        ("orgs.settings", "Organisation"),
+        ("orgs.members", "Members"),
+        ("email_templates.index", "Email templates"),
+        ("webhooks.index", "Webhooks"),
+        ("api_keys.index", "API keys"),
+        ("operations.index", "Operations"),
+    ],
 )
-def test_settings_is_the_current_section_on_every_settings_page(owner, endpoint):
+def test_settings_is_the_current_section_on_every_settings_page(owner, endpoint, tab):
     page = owner.get(url_for(endpoint)).text
     settings = nav_link(page, "Settings")
     assert 'aria-current="page"' in settings and "active" in settings
     assert "aria-current" not in nav_link(page, "Openings")
+    tabs = re.search(r'<nav class="tabs" aria-label="Settings">.*?</nav>', page, re.S).group(0)
+    assert re.findall(r'<a [^>]*aria-current="page"[^>]*>([^<]*)</a>', tabs) == [tab]
 
 
 def test_openings_is_the_current_section_of_its_pages(owner):

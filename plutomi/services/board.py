@@ -431,7 +431,8 @@ class Changes:
     redraw: bool = False
 
 
-MAX_CURSOR = 2**62
+# The largest event id an INTEGER column holds (PostgreSQL's int4).
+MAX_CURSOR = 2**31 - 1
 
 
 def changes(opening: Opening, since: int, f: BoardFilter, card_questions: list[Question]):
