@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 import pytest
 from flask import url_for
 
+from plutomi import markdown
 from plutomi.extensions import db
 from plutomi.models import QuestionType, Role, Trigger
 from plutomi.services import notes
@@ -154,6 +155,17 @@ def test_the_job_board_excerpt_is_text_not_markdown(client, org, make_opening):
     assert html.unescape(excerpt).split() == (
         ["You", "need", "a", "licence", "&", "a", "clean", "record.", "Early", "starts"]
     )
+
+
+def test_an_excerpt_is_cut_at_a_word_and_kept():
+    long = "**Drive** " + " ".join(f"word{i}" for i in range(60))
+    cut = markdown.excerpt(long)
+    assert len(cut) <= 160 and cut.endswith("…") and "**" not in cut
+    assert cut[:-1].split()[-1] in long.split()  # a whole word before the ellipsis
+    assert markdown.excerpt("Short *and* sweet.") == "Short and sweet."
+    assert markdown.excerpt("") == markdown.excerpt(None) == ""
+    # Kept per process: the job board asks for the same descriptions on every request.
+    assert markdown.excerpt(long) is cut
 
 
 # --- the question editor's numbers -----------------------------------------------------------

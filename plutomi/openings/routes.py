@@ -21,6 +21,7 @@ from plutomi.tenancy import current_membership, org_required
 
 bp = Blueprint("openings", __name__)
 bp.add_app_template_filter(markdown.render, "markdown")
+bp.add_app_template_filter(markdown.excerpt, "excerpt")
 
 RECRUITER = Role.RECRUITER
 
