@@ -93,40 +93,27 @@ def owner(app, org):
 # --- the opening editor: list errors are not the delete panel's -------------------------
 
 
-def test_a_stale_question_order_is_a_list_error_not_a_delete_error(
-    owner, org, make_opening, make_applicant, make_question
+@pytest.mark.parametrize(
+    ("action", "data", "message"),
+    [
+        ("questions/order", {"order": "zzzzzzzzzzzzzzzz"}, "The list changed meanwhile"),
+        ("move", {"direction": "sideways"}, "Move up or down."),
+    ],
+)
+def test_a_stale_order_or_bad_direction_is_a_list_error_not_a_delete_error(
+    owner, org, make_opening, make_applicant, make_question, action, data, message
 ):
     opening = make_opening(org, stages=("Applied", "Review"))
     first = opening.stages[0]
     make_applicant(opening, first)
     make_question(first, "city")
-    oid, sid = opening.public_id, first.public_id
-    page = owner.post(
-        f"/openings/{oid}/stages/{sid}/questions/order",
-        data={"order": "zzzzzzzzzzzzzzzz"},
-        headers=HX,
-    )
+    sid = first.public_id
+    page = owner.post(f"/openings/{opening.public_id}/stages/{sid}/{action}", data=data, headers=HX)
     assert page.status_code == 422
     assert not re.search(r'<details class="delete-stage"\s+open', page.text)
     assert field_error(page.text, f"move-to-{sid}") is None
     assert 'aria-invalid="true"' not in tag_with(page.text, f'id="move-to-{sid}"')
-    assert re.search(
-        r'<p class="error form-error" role="alert">The list changed meanwhile', page.text
-    )
-
-
-def test_a_bad_stage_direction_is_a_list_error(owner, org, make_opening, make_applicant):
-    opening = make_opening(org, stages=("Applied", "Review"))
-    make_applicant(opening, opening.stages[0])
-    sid = opening.stages[0].public_id
-    page = owner.post(
-        f"/openings/{opening.public_id}/stages/{sid}/move",
-        data={"direction": "sideways"},
-        headers=HX,
-    )
-    assert page.status_code == 422
-    assert not re.search(r'<details class="delete-stage"\s+open', page.text)
-    assert '<p class="error form-error" role="alert">Move up or down.</p>' in page.text
+    assert f'<p class="error form-error" role="alert">{message}' in page.text
 
 
 def test_a_refused_delete_still_opens_its_panel_and_marks_the_select(
