@@ -48,7 +48,10 @@ def parse(url: str) -> Target:
         raise Refused("Use a URL of at most 2000 characters.")
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
         raise Refused("A URL cannot contain spaces or control characters.")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced or invalid [host]
+        raise Refused("This URL is not valid: check the host's brackets.") from None
     if parts.scheme not in ("http", "https"):
         raise Refused("Use an http:// or https:// URL.")
     if parts.username or parts.password:

@@ -1,9 +1,11 @@
 """Refusals a person meets in the middle of a page: an htmx partial's error swaps nothing and
-shows as a flash, a form sent back asks for its files again, and hand-made board requests are
-refused without a server error."""
+shows as a flash, a form sent back asks for its files again, "select all" refuses a filter
+that no longer applies, and hand-made requests (board cursors and searches, bulk selections,
+older-events links, webhook URLs) are refused with a message, never a server error."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 
@@ -126,3 +128,61 @@ def test_an_applicants_error_page_keeps_the_public_frame(client):
     assert "public-nav" in missing.text and "Log in" not in missing.text
     # Elsewhere, the recruiters' frame.
     assert "Log in" in client.get("/no-such-page").text
+
+
+def test_select_all_refuses_a_filter_that_no_longer_applies(
+    client, board, make_question, make_applicant
+):
+    opening, people = board
+    city = make_question(opening.stages[0], "city", QuestionType.SINGLE_CHOICE, options=["Porto"])
+    db.session.commit()
+    boards_filter = {"answer": f"{city.public_id}:Porto"}
+    # A colleague renames the option the board was filtered on: "all in this stage" would
+    # otherwise mean every card of the stage.
+    city.options = ["Oporto"]
+    db.session.commit()
+    refused = client.post(
+        f"{board_url(opening)}/bulk",
+        data={
+            "action": "reject",
+            "reason": "Full",
+            "all_in_stage": opening.stages[0].public_id,
+            **boards_filter,
+        },
+        headers=HX,
+    )
+    assert refused.status_code == 422
+    assert "The board&#39;s filter no longer applies" in refused.text
+    db.session.expire_all()
+    assert {db.session.get(Applicant, p.id).status for p in people} == {"active"}
+
+
+def test_hand_made_search_cursor_and_url_are_refused_cleanly(client, board, make_org):
+    opening, people = board
+    for query in ("q=%00", "tag=a%00b"):
+        page = client.get(f"{board_url(opening)}?{query}")
+        assert page.status_code == 422 and 'class="error" id="board-' in page.text, query
+    # An older-events link with an id past what the database holds.
+    forged = base64.urlsafe_b64encode(b"2030-01-01T00:00:00+00:00|99999999999999999999")
+    applicant = f"/applicants/{people[0].public_id}"
+    assert client.get(f"{applicant}?before={forged.decode()}").status_code in (200, 400, 422)
+    older = client.get(f"{applicant}/timeline?before={forged.decode()}", headers=HX)
+    assert older.status_code == 400 and "older events is not valid" in older.text
+    # A webhook URL with a broken [host] is a message beside the field, not a failure.
+    added = client.post(
+        "/settings/webhooks/new",
+        data={"url": "http://[::1", "event_types": ["applicant.moved"]},
+    )
+    assert added.status_code == 422 and "check the host" in added.text
+
+
+def test_an_older_events_cursor_past_the_largest_id_is_invalid():
+    from plutomi.services import timeline
+    from plutomi.services.errors import Invalid
+
+    good = base64.urlsafe_b64encode(b"2030-01-01T00:00:00+00:00|42").decode()
+    assert timeline.parse_cursor(good)[1] == 42
+    for event_id in (b"99999999999999999999", b"0", b"-3"):
+        raw = base64.urlsafe_b64encode(b"2030-01-01T00:00:00+00:00|" + event_id).decode()
+        with pytest.raises(Invalid):
+            timeline.parse_cursor(raw)

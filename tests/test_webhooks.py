@@ -455,6 +455,25 @@ def test_signatures_verify_and_a_rotated_secret_signs_beside_the_new_one_for_a_d
     assert len({r.webhook_id for r in webhook_receiver.requests}) == 3
 
 
+def test_a_second_rotation_within_the_day_keeps_the_secret_receivers_hold(org, webhook_receiver):
+    endpoint, original = webhooks.create_endpoint(
+        owner_membership(org),
+        webhooks.EndpointInput(url=webhook_receiver.url(), event_types=("applicant.moved",)),
+    )
+    _, missed = webhooks.rotate_secret(owner_membership(org), endpoint.public_id)
+    _, shown = webhooks.rotate_secret(owner_membership(org), endpoint.public_id)
+    # The receiver still holds the original: it keeps signing beside the newest, and the
+    # secret in between (never put to use) is gone.
+    assert webhooks.signing_secrets(endpoint) == [shown, original]
+    assert missed not in webhooks.signing_secrets(endpoint)
+    # After the grace, a rotation keeps the one it replaces, as the first did.
+    later = utcnow() + webhooks.ROTATION_GRACE + timedelta(minutes=1)
+    with time_machine.travel(later):
+        assert webhooks.signing_secrets(endpoint) == [shown]
+        _, newest = webhooks.rotate_secret(owner_membership(org), endpoint.public_id)
+        assert webhooks.signing_secrets(endpoint) == [newest, shown]
+
+
 # --- the applicant's timeline ------------------------------------------------------------------
 
 

@@ -341,8 +341,16 @@ def changes(opening_id: str):
 @org_required()
 def bulk_action(opening_id: str):
     opening = _board_opening(opening_id)
-    f, _ = _filter(opening, request.form)
+    f, errors = _filter(opening, request.form)
     form = request.form
+    if errors and form.get("all_in_stage"):
+        # "All in this stage" means all that the filter shows: with the filter no longer
+        # valid (an option renamed, a question removed), it would mean the whole stage.
+        message = (
+            f"The board's filter no longer applies: {next(iter(errors.values()))} Reload the "
+            "board and select again."
+        )
+        return render_template("board/_bulk_error.html", message=message), 422
     try:
         result = bulk.start(
             current_membership(),

@@ -46,6 +46,7 @@ from plutomi.models.base import is_public_id
 from plutomi.services import rules
 from plutomi.services.cards import CARD_COLUMNS, Card, cards_of, dress, dressed
 from plutomi.services.errors import Invalid, NotFound
+from plutomi.services.fields import has_control_characters
 from plutomi.services.lookups import inline
 from plutomi.services.openings import CARD_ANSWERS, stages_of
 
@@ -127,6 +128,8 @@ def parse_filter(args: Mapping[str, Any], questions: Iterable[Question]) -> Boar
     """The filter from query arguments; Invalid (naming the field) for a value the board does
     not offer. `args` is request.args or any mapping with getlist()."""
     q = " ".join(str(args.get("q", "")).split())[:100]
+    if has_control_characters(q):
+        raise Invalid("Search with letters, digits and punctuation only.", "q")
     time = args.get("time", "") or ""
     if time not in {value for value, *_ in TIME_CHOICES}:
         raise Invalid("Choose a time in stage from the list.", "time")
@@ -134,6 +137,8 @@ def parse_filter(args: Mapping[str, Any], questions: Iterable[Question]) -> Boar
     if status not in {value for value, _ in STATUS_CHOICES}:
         raise Invalid("Choose a status from the list.", "status")
     tag = " ".join(str(args.get("tag", "")).split()).lower()[:40]
+    if has_control_characters(tag):
+        raise Invalid("Choose a tag from the list.", "tag")
     by_id = {question.public_id: question for question in questions}
     answers = []
     getlist = getattr(args, "getlist", None)

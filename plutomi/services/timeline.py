@@ -55,6 +55,10 @@ def _cursor(event: Event) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# The largest id the events' INTEGER column holds: a forged cursor beyond it is refused.
+MAX_EVENT_ID = 2**31 - 1
+
+
 def parse_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
@@ -62,7 +66,10 @@ def parse_cursor(cursor: str) -> tuple[datetime, int]:
         parsed = datetime.fromisoformat(at)
         if parsed.tzinfo is None:
             raise ValueError("naive")
-        return parsed, int(event_id)
+        number = int(event_id)
+        if not 0 < number <= MAX_EVENT_ID:
+            raise ValueError("out of range")
+        return parsed, number
     except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
         raise Invalid("That link to older events is not valid.", "before") from exc
 

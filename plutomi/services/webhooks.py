@@ -204,11 +204,18 @@ def delete_endpoint(actor: Membership, endpoint_id: str) -> None:
 
 
 def rotate_secret(actor: Membership, endpoint_id: str) -> tuple[WebhookEndpoint, str]:
-    """A new secret; the old one keeps signing (beside it) for 24 hours."""
+    """A new secret; the old one keeps signing (beside it) for 24 hours.
+
+    Rotated again within those hours (a double click, or the once-shown secret missed), the
+    secret still in its grace is kept, with its own deadline: it is the one receivers hold,
+    and the secret replaced now was never in use for long."""
     require(actor, Role.ADMIN)
     endpoint = get_endpoint(actor, endpoint_id)
-    endpoint.previous_secret = endpoint.secret
-    endpoint.previous_secret_expires_at = utcnow() + ROTATION_GRACE
+    now = utcnow()
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret is None or expires is None or expires <= now:
+        endpoint.previous_secret = endpoint.secret
+        endpoint.previous_secret_expires_at = now + ROTATION_GRACE
     endpoint.secret = new_secret()
     _audit("webhook.secret_rotated", actor, endpoint)
     db.session.commit()
