@@ -26,6 +26,7 @@ from sqlalchemy import insert, select
 from plutomi.extensions import db
 from plutomi.models import Applicant, Event, OutboxMessage, utcnow
 from plutomi.services.events import Actor
+from plutomi.services.fields import ascii_email
 from plutomi.services.lookups import among
 from plutomi.services.outbox import sender
 
@@ -65,7 +66,7 @@ def build(message: OutboxMessage) -> Message:
     payload = message.payload
     mail = Message(policy=POLICY)
     mail["From"] = _address(current_app.config["MAIL_FROM"])
-    mail["To"] = payload["to"]
+    mail["To"] = ascii_email(payload["to"])
     mail["Subject"] = _text_header(payload["subject"])
     mail["Date"] = formatdate(localtime=False)
     mail["Message-ID"] = message_id(message)

@@ -14,6 +14,8 @@ from sqlalchemy import func, select, update
 from plutomi.extensions import db, queues
 from plutomi.models import OutboxMessage, OutboxState, utcnow
 from plutomi.services import outbox
+from plutomi.services.errors import Invalid
+from plutomi.services.fields import normalize_email
 from plutomi.services.mail import queue_email
 from tests.conftest import _free_port
 
@@ -129,6 +131,24 @@ def test_run_jobs_delivers_over_smtp(make_app, smtp_server, run_jobs):
         # Running the jobs again sends nothing twice.
         assert run_jobs() == 0
         assert len(smtp_server.messages) == 1
+
+
+def test_an_address_with_a_domain_of_other_letters_is_delivered_over_smtp(
+    make_app, smtp_server, run_jobs
+):
+    smtp_app = make_app(SMTP_URL=smtp_server.url)
+    with smtp_app.test_request_context():
+        to = normalize_email("Zoe@Bücher.example")
+        assert to == "zoe@bücher.example"  # kept as typed (lower case), shown so
+        message = queue_reset_mail(to, token="tok-idn")
+        db.session.commit()
+        assert run_jobs() == 0
+        assert row(message.id).state == OutboxState.DONE
+        [mail] = smtp_server.messages
+        assert mail["To"] == "zoe@xn--bcher-kva.example"  # the domain as mail servers take it
+    # Letters beyond ASCII before the @ would need SMTPUTF8 all the way: refused when typed.
+    with pytest.raises(Invalid, match="only ASCII letters"):
+        normalize_email("zoë@example.com")
 
 
 def test_without_smtp_the_mail_is_captured_for_the_dev_mailbox(app, client, run_jobs):

@@ -23,9 +23,28 @@ def normalize_email(value: str, field: str = "email") -> str:
     if has_control_characters(value.strip()):
         raise Invalid(CONTROL_CHARACTER, field)
     try:
-        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
+        found = validate_email(value.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
         raise Invalid(f"Enter a valid email address. {exc}", field) from exc
+    if found.ascii_email is None:
+        # Letters beyond ASCII before the @ need SMTPUTF8 all along the way; mail to such an
+        # address is often never delivered, and the applicant would never get their link.
+        raise Invalid(
+            "Use an address with only ASCII letters, digits and punctuation before the @.",
+            field,
+        )
+    return found.normalized.lower()
+
+
+def ascii_email(address: str) -> str:
+    """The address as mail servers take it: a domain of other letters in its ASCII (IDNA)
+    form, as zoe@xn--bcher-kva.example for zoe@bücher.example."""
+    if address.isascii():
+        return address
+    try:
+        return validate_email(address, check_deliverability=False).ascii_email or address
+    except EmailNotValidError:
+        return address
 
 
 def clean_name(value: str, field: str = "name", max_length: int = 120) -> str:
