@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage
 
 from plutomi.extensions import db
 from plutomi.models import (
@@ -26,7 +27,7 @@ from plutomi.models import (
     Trigger,
     utcnow,
 )
-from plutomi.services import api_keys, moves, timeline
+from plutomi.services import answers, api_keys, moves, timeline
 from tests.conftest import owner_membership, owner_of
 
 STAGES = (
@@ -386,18 +387,6 @@ def test_required_answers_left_out_are_named(world):
     }
 
 
-def test_a_required_file_question_cannot_be_answered_through_the_api(world, make_question):
-    world.questions["photo"].required = True
-    db.session.commit()
-    response = create(world)
-    assert response.status_code == 422
-    error = error_of(response)
-    assert error["errors"] == {
-        "answers.photo": "This is a file question: files cannot be sent through the API. The "
-        "applicant uploads it from their portal."
-    }
-
-
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [
@@ -461,6 +450,35 @@ def test_rules_fire_for_an_applicant_created_through_the_api(world, make_rule):
     assert moved.actor_type == "rule" and moved.payload["rule_name"] == "Questionnaire done"
     # The stage they are in now still waits for its answers.
     assert body["stage_completed_at"] is None
+
+
+def test_a_required_file_of_the_first_stage_is_left_for_the_portal(world, make_rule):
+    """An API client sends no files: the applicant is created, and the first stage waits,
+    incomplete, for the upload from their portal; its completion rules do not fire yet."""
+    photo = world.questions["photo"]
+    photo.required = True
+    db.session.commit()
+    make_rule(
+        world.stages["Questionnaire"],
+        Trigger.STAGE_COMPLETED,
+        move_to(world.stages["Document Upload"]),
+        name="Questionnaire done",
+    )
+    body = created(world)
+    assert body["stage"]["name"] == "Questionnaire"
+    assert body["stage_completed_at"] is None
+    assert events_of(body["id"], "applicant.stage_completed") == []
+    assert [e.type for e in events_of(body["id"], "applicant.moved")] == []
+    # Their upload from the portal completes the stage, and its rules run then.
+    applicant = db.session.scalar(select(Applicant).where(Applicant.public_id == body["id"]))
+    pdf = FileStorage(io.BytesIO(b"%PDF-1.4\n%%EOF\n"), filename="me.pdf")
+    answers.save(applicant, photo, pdf)
+    assert stage_name(body["id"]) == "Document Upload"
+    assert len(events_of(body["id"], "applicant.stage_completed")) == 1
+    # Sending the file itself is still refused, with the reason.
+    refused = create(world, "bo@example.com", **GOOD, photo="cv.pdf")
+    assert refused.status_code == 422
+    assert error_of(refused)["field"] == "answers.photo"
 
 
 # --- reading applicants ----------------------------------------------------------------------

@@ -421,7 +421,9 @@ def _paths() -> dict[str, Any]:
                 "in the first stage, every answer to that stage's questions is checked by its "
                 "type, the applicant is emailed a link to their portal, and the stage's rules "
                 "run. Questions left out are blank (a required one is an error). File questions "
-                "cannot be answered here: the applicant uploads files in their portal.",
+                "cannot be answered here: the applicant uploads files in their portal, and a "
+                "required one leaves the first stage incomplete until they do (its completion "
+                "rules wait for the upload).",
                 "createApplicant",
                 ["OpeningId"],
                 "NewApplicant",

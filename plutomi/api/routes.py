@@ -234,6 +234,7 @@ def create_applicant(body: dict[str, Any], opening_id: str):
             commit=False,  # committed with the kept answer, by posting()
             rank=found.rank,
             applicant_id=found.applicant_id,
+            files_later=True,  # the applicant uploads them from their portal
         )
     except InvalidFields as exc:
         raise schemas.answer_errors(exc, questions) from None

@@ -369,6 +369,7 @@ def apply(
     commit: bool = True,
     rank: str | None = None,
     applicant_id: int | None = None,
+    files_later: bool = False,
 ) -> tuple[Applicant, bool]:
     """A new applicant in the first stage, with every answer of that stage checked.
 
@@ -383,7 +384,9 @@ def apply(
     commits its stored answer with it). rank: the new applicant's, when the caller read the
     first column's last rank (Applying.rank). applicant_id: the new applicant's, when the
     caller reserved one (Applying.applicant_id): its row then goes in with the answers,
-    events, link and email, in one statement."""
+    events, link and email, in one statement. files_later: the file questions are left for
+    the applicant's portal (an API client sends no files); a required one leaves the first
+    stage incomplete until they upload it."""
     if not is_taking_applications(opening) or not opening.stages:
         raise Invalid(NOT_TAKING)
     errors: dict[str, str] = dict(known_errors or {})
@@ -398,7 +401,11 @@ def apply(
 
     stage = opening.stages[0]
     answered = []
+    complete = True
     for question in questions if questions is not None else openings.stage_questions(stage):
+        if files_later and question.type_enum is QuestionType.FILE:
+            complete = complete and not question.required
+            continue
         try:
             answered.append((question, answers.clean(question, _raw(raw_answers, question))))
         except Invalid as exc:
@@ -418,8 +425,9 @@ def apply(
         "email": email,
         "rank": rank or ranks.after(moves.last_rank(stage.id)),
         "entered_stage_at": now,
-        # Every required question of the first stage was checked above: it is complete.
-        "stage_completed_at": now,
+        # Every required question of the first stage was checked above: it is complete,
+        # unless a required file is left for the portal.
+        "stage_completed_at": now if complete else None,
     }
     # With an id reserved, the applicant's row goes in with the rest, in one statement; files
     # need it written first, as an upload's row refers to it.
@@ -465,9 +473,10 @@ def apply(
         db.session.expunge(applicant)
         db.session.rollback()
         raise InvalidFields(errors)
-    events.append(
-        applicant_row("applicant.stage_completed", applicant, actor=who, stage=stage.name)
-    )
+    if complete:
+        events.append(
+            applicant_row("applicant.stage_completed", applicant, actor=who, stage=stage.name)
+        )
     batches = [(_APPLICANTS, [row])] if pending else []
     try:
         _mail_link(
@@ -477,7 +486,7 @@ def apply(
         if not pending:
             raise
         return _applied_already(_existing(opening, email, exc, applicant), resend_link)
-    rules.created(applicant, stage, answered=bool(answered))
+    rules.created(applicant, stage, answered=bool(answered), completed=complete)
     # What the session holds is what was written (a rule's move sets what it wrote), so the
     # caller reads the new applicant without loading it again.
     if commit:

@@ -438,14 +438,16 @@ def entered(applicant: Applicant, stage: Stage, *, entry: int, chain: int = 0) -
     return bool(on_entry) and _fire(applicant, stage, on_entry, chain, WHY[Trigger.STAGE_ENTERED])
 
 
-def created(applicant: Applicant, stage: Stage, *, answered: bool) -> None:
-    """A new applicant in its first stage, its answers written and the stage completed (the
-    form checks every required question): entry rules, then answer rules, then completion."""
+def created(applicant: Applicant, stage: Stage, *, answered: bool, completed: bool = True) -> None:
+    """A new applicant in its first stage, its answers written: entry rules, then answer
+    rules, then completion. completed: every required question was answered (the form checks
+    them all; an API client leaves the files to the portal)."""
     if entered(applicant, stage, entry=applicant.stage_entry):
         return
     if answered and fire(applicant, Trigger.ANSWERS_SUBMITTED):
         return
-    fire(applicant, Trigger.STAGE_COMPLETED)
+    if completed:
+        fire(applicant, Trigger.STAGE_COMPLETED)
 
 
 def answered(applicant: Applicant, *, completed: bool) -> bool:
