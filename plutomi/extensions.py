@@ -90,11 +90,19 @@ def commit_reads(exc: BaseException | None) -> None:
         session.rollback()
 
 
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 @event.listens_for(Engine, "connect")
-def _enforce_foreign_keys(dbapi_connection, connection_record) -> None:
-    """SQLite ignores foreign keys unless asked, per connection: without this, deleting a stage
-    would leave its rules and counter behind, for a new stage that reuses its id to inherit."""
+def _configure_sqlite(dbapi_connection, connection_record) -> None:
+    """Per SQLite connection: foreign keys, which SQLite ignores unless asked (without them,
+    deleting a stage would leave its rules and counter behind, for a new stage that reuses its
+    id to inherit); and a lower() that knows every letter, as Python's and PostgreSQL's do
+    (SQLite's own lowers only A-Z, so a search for "élodie" missed "Élodie"). The index on
+    lower(name) is built with it (migration 0010)."""
     if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
