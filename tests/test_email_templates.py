@@ -141,6 +141,21 @@ def test_what_could_reach_python_or_blow_up_is_refused_when_saved(app, body, wha
     assert caught.value.errors["body"].startswith("Line 1: ")
 
 
+@pytest.mark.parametrize(
+    ("body", "what"),
+    [
+        ("{% autoescape false %}{{ applicant_name }}{% endautoescape %}", "{% autoescape %}"),
+        ("{% with x = 1 %}{{ x }}{% endwith %}", "{% with %}"),
+    ],
+)
+def test_a_block_of_the_language_is_refused_by_its_name(app, body, what):
+    with pytest.raises(InvalidFields) as caught:
+        email_templates.check("Hi", body)
+    message = caught.value.errors["body"]
+    assert message.removeprefix("Line 1: ").startswith(f"{what} is not available")
+    assert "None" not in message
+
+
 def test_the_sandbox_still_blocks_attributes_at_render():
     # The second wall: a template that skipped check() (written straight to the database, say)
     # reaches no Python object through the sandboxed environment.

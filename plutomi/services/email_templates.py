@@ -92,6 +92,9 @@ _REFUSED_WHAT = {
     nodes.Extends: "Extending another template",
     nodes.Import: "Importing another template",
     nodes.FromImport: "Importing another template",
+    nodes.Scope: "{% autoescape %}",
+    nodes.EvalContextModifier: "{% autoescape %}",
+    nodes.With: "{% with %}",
 }
 _FILTER_LIST = ", ".join(f"|{name}" for name in FILTERS)
 
@@ -139,11 +142,16 @@ def _parse(source: str, field: str) -> nodes.Template:
         raise Invalid(f"Line {exc.lineno}: {message}.", field) from exc
 
 
+def _at(node: nodes.Node) -> str:
+    # Some nodes ({% autoescape %}'s) carry no line number.
+    return f"Line {node.lineno}: " if getattr(node, "lineno", None) else ""
+
+
 def _refuse_constructs(tree: nodes.Template, field: str) -> None:
     for node in tree.find_all(nodes.Node):
         if isinstance(node, nodes.Filter) and node.name not in _env.filters:
             raise Invalid(
-                f"Line {node.lineno}: the filter |{node.name} is not available in email "
+                f"{_at(node)}the filter |{node.name} is not available in email "
                 f"templates. Use one of: {_FILTER_LIST}.",
                 field,
             )
@@ -153,7 +161,7 @@ def _refuse_constructs(tree: nodes.Template, field: str) -> None:
                 f"This kind of expression ({type(node).__name__})",
             )
             raise Invalid(
-                f"Line {node.lineno}: {what} is not available in email templates. Use the "
+                f"{_at(node)}{what} is not available in email templates. Use the "
                 f"variables, {{% if %}} and the filters {_FILTER_LIST}.",
                 field,
             )
