@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import TypeVar
 
-from flask import abort, g, redirect, session, url_for
+from flask import abort, g, redirect, request, session, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import Select, select
 from werkzeug.routing import BaseConverter
@@ -80,6 +80,11 @@ def org_required(role: Role = Role.VIEWER) -> Callable:
         @login_required
         @wraps(view)
         def wrapped(*args, **kwargs):
+            # A link from an email names its org (?org=): it opens there whichever org the
+            # user was looking at, when they are a member of it.
+            wanted = request.args.get("org")
+            if wanted and any(m.org.public_id == wanted for m in memberships()):
+                switch_to(wanted)
             membership = current_membership()
             if membership is None:
                 return redirect(url_for("orgs.new"))

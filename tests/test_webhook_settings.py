@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, update
 
 from plutomi.extensions import db
-from plutomi.models import OutboxMessage, OutboxState, Role, WebhookEndpoint
+from plutomi.models import Membership, OutboxMessage, OutboxState, Role, WebhookEndpoint
 from plutomi.services import webhooks
 from tests.conftest import logged_in, owner_membership, owner_of
 
@@ -195,3 +195,29 @@ def test_the_log_pages_by_public_id(app, make_org):
     made_up = client.get(f"{url}/deliveries?before={'x' * 16}", headers=HX)
     assert made_up.status_code == 400
     assert client.get(f"{url}/deliveries?before={first.id}", headers=HX).status_code == 400
+
+
+def test_the_turned_off_emails_link_opens_the_endpoint_from_any_org_the_admin_is_in(app, make_org):
+    org = make_org("Acme")
+    client, row, url = added_endpoint(app, org)
+    other = make_org("Other")
+    owner = owner_of(org)
+    db.session.add(Membership(org_id=other.id, user_id=owner.id, role=Role.OWNER))
+    db.session.commit()
+    client.post("/orgs/switch", data={"org": other.public_id})  # now looking at Other
+    assert client.get(url).status_code == 404  # the endpoint is Acme's
+
+    webhooks.disable(row, "410 Gone")
+    db.session.commit()
+    mail = db.session.scalar(
+        select(OutboxMessage).where(
+            OutboxMessage.payload["template"].as_string() == "webhook_disabled"
+        )
+    )
+    link = re.search(r"https?://\S+/settings/webhooks/\S+", mail.payload["text"]).group(0)
+    assert link.endswith(f"?org={org.public_id}")
+    opened = client.get(link.split("localhost", 1)[-1])
+    assert opened.status_code == 200 and row.url in html.unescape(opened.text)
+    # An org the user is not in switches nothing.
+    stranger = make_org("Stranger")
+    assert client.get(f"{url}?org={stranger.public_id}").status_code == 200  # still Acme

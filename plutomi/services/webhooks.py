@@ -252,7 +252,12 @@ def disable(endpoint: WebhookEndpoint, reason: str) -> None:
         )
         .order_by(Membership.id)
     )
-    link = f"{current_app.config['BASE_URL']}/settings/webhooks/{endpoint.public_id}"
+    # The org in the link: an admin of several orgs may be looking at another one.
+    org = db.session.get(Org, endpoint.org_id)
+    link = (
+        f"{current_app.config['BASE_URL']}/settings/webhooks/{endpoint.public_id}"
+        f"?org={org.public_id}"
+    )
     for membership in admins:
         mail.queue(
             membership.user.email,
