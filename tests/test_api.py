@@ -293,7 +293,10 @@ def test_another_orgs_opening_is_a_404(world, make_org, make_opening, path):
 def test_a_malformed_or_unknown_id_is_a_json_404(world, opening_id):
     response = world.api.get(f"/openings/{opening_id}")
     assert response.status_code == 404
-    assert error_of(response)["code"] == "not_found"
+    error = error_of(response)
+    assert error["code"] == "not_found"
+    # The API's words, not the web pages' ("The link may be old...").
+    assert "link" not in error["message"] and "page" not in error["message"]
 
 
 # --- creating applicants ---------------------------------------------------------------------

@@ -127,6 +127,10 @@ def register(app: Flask) -> None:
             ),
             415: "Send this as JSON (Content-Type: application/json).",
         }
+        if request.path.startswith("/api/"):
+            default[404] = (
+                "Nothing here: check the path, and that each id in it is one the API gave."
+            )
         message = exc.description if exc.description != type(exc).description else None
         response = make_response(
             _render(exc.code or 500, message or default.get(exc.code, exc.description or ""))
