@@ -439,13 +439,17 @@ def test_only_a_published_opening_takes_applications(world, make_opening, change
     assert count(Applicant) == 0
 
 
-def test_rules_fire_for_an_applicant_created_through_the_api(world, make_rule):
+def questionnaire_done_moves_on(world: World, make_rule) -> None:
     make_rule(
         world.stages["Questionnaire"],
         Trigger.STAGE_COMPLETED,
         move_to(world.stages["Document Upload"]),
         name="Questionnaire done",
     )
+
+
+def test_rules_fire_for_an_applicant_created_through_the_api(world, make_rule):
+    questionnaire_done_moves_on(world, make_rule)
     body = created(world)
     assert body["stage"]["name"] == "Document Upload"
     assert stage_name(body["id"]) == "Document Upload"
@@ -461,12 +465,7 @@ def test_a_required_file_of_the_first_stage_is_left_for_the_portal(world, make_r
     photo = world.questions["photo"]
     photo.required = True
     db.session.commit()
-    make_rule(
-        world.stages["Questionnaire"],
-        Trigger.STAGE_COMPLETED,
-        move_to(world.stages["Document Upload"]),
-        name="Questionnaire done",
-    )
+    questionnaire_done_moves_on(world, make_rule)
     body = created(world)
     assert body["stage"]["name"] == "Questionnaire"
     assert body["stage_completed_at"] is None
