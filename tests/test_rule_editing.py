@@ -464,6 +464,7 @@ def test_email_templates_are_the_orgs_own(w, make_org):
         ("opening.published", "are built in"),
         ("stage.added", "are built in"),
         ("rule.fired", "are built in"),
+        ("email.sent", "are built in"),
     ],
 )
 def test_webhook_event_types_are_dotted_and_not_our_own(w, event, message):

@@ -547,6 +547,41 @@ def test_a_new_time_rule_counts_from_when_those_already_there_entered(driver, ma
     assert stage_of(old) == stage_of(recent) == "Waiting List"
 
 
+def test_saving_a_time_rule_again_does_not_act_twice_on_one_stay(driver, make_applicant):
+    from plutomi.services.rule_editing import ActionInput, RuleInput, create, update
+
+    opening, stages, *_ = driver
+    review = stages["Final Review"]
+    owner = member(opening.org_id)
+    nudge = RuleInput(
+        name="Nudge",
+        trigger=Trigger.TIME_IN_STAGE.value,
+        delay_amount=1,
+        delay_unit="days",
+        actions=[ActionInput(type="webhook", event="driver.nudged")],
+    )
+    applicant = make_applicant(opening, review)
+    rule = create(owner, opening.public_id, review.public_id, nudge)
+    with time_machine.travel(utcnow() + timedelta(days=2)):
+        assert rules.sweep() == (1, 1)
+        # Renamed, then turned off and on: the stay it acted on is not timed again.
+        nudge.name = "Nudge drivers"
+        update(owner, opening.public_id, rule.public_id, nudge)
+        nudge.enabled = False
+        update(owner, opening.public_id, rule.public_id, nudge)
+        nudge.enabled = True
+        update(owner, opening.public_id, rule.public_id, nudge)
+        assert rules.sweep() == (0, 0)
+    assert types(applicant).count("rule.fired") == 1
+    fired = db.session.scalar(select(Event).where(Event.type == "rule.fired"))
+    assert fired.payload["why"] == "1 day in stage"  # not "1 days"
+    assert len(timers()) == 1
+    # A new stay in the stage is timed as before.
+    moves.move(owner, applicant.public_id, stages["Waiting List"].public_id)
+    moves.move(owner, applicant.public_id, review.public_id)
+    assert len(timers()) == 2
+
+
 def test_two_due_timers_of_one_applicant_in_one_chunk_move_them_once(
     driver, make_rule, make_applicant
 ):

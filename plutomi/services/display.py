@@ -20,6 +20,24 @@ def duration(since: datetime, now: datetime | None = None) -> str:
     return "less than a minute"
 
 
+# A rule's delay is kept in minutes and shown in the largest unit that holds it whole.
+UNITS = {"minutes": 1, "hours": 60, "days": 24 * 60}
+
+
+def in_unit(minutes: int) -> tuple[int, str]:
+    """Minutes in the largest unit that holds them whole: 2880 is (2, "days")."""
+    for unit in ("days", "hours"):
+        if minutes % UNITS[unit] == 0:
+            return minutes // UNITS[unit], unit
+    return minutes, "minutes"
+
+
+def delay_text(minutes: int) -> str:
+    """ "1 day", "36 hours", "90 minutes"."""
+    n, unit = in_unit(minutes)
+    return f"{n:,} {unit[:-1] if n == 1 else unit}"
+
+
 def _number(value: int | float) -> str:
     return f"{int(value):,}" if float(value).is_integer() else f"{value:,g}"
 

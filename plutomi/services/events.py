@@ -16,7 +16,7 @@ from plutomi.models.base import utcnow
 TYPE_MAX = 64
 TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 # Our own types: an org's custom type (a rule's webhook event) must never pass for one.
-BUILT_IN_PREFIXES = ("applicant.", "opening.", "stage.", "rule.", "webhook.")
+BUILT_IN_PREFIXES = ("applicant.", "opening.", "stage.", "rule.", "webhook.", "email.")
 
 
 def type_problem(value: str, *, custom: bool) -> str | None:

@@ -36,7 +36,7 @@ from plutomi.models import (
 )
 from plutomi.services import conditions, email_templates, events, rules
 from plutomi.services.conditions import Op
-from plutomi.services.display import duration
+from plutomi.services.display import UNITS, delay_text, duration, in_unit
 from plutomi.services.errors import Invalid, InvalidFields
 from plutomi.services.fields import CONTROL_CHARACTER, clean_name, has_control_characters
 from plutomi.services.lookups import by_public_id
@@ -97,7 +97,6 @@ ACTION_LABELS = {
     "webhook": "Emit a webhook event",
 }
 # Minutes per unit of the delay field, largest last.
-UNITS = {"minutes": 1, "hours": 60, "days": 24 * 60}
 MAX_DELAY_DAYS = 3650
 MAX_DELAY_MINUTES = MAX_DELAY_DAYS * UNITS["days"]
 MAX_CONDITIONS = 20
@@ -509,7 +508,7 @@ def input_of(rule: Rule) -> RuleInput:
     """A saved rule as the form shows it; the delay in its largest whole unit."""
     amount, unit = None, "days"
     if rule.delay_minutes:
-        n, unit = _in_unit(rule.delay_minutes)
+        n, unit = in_unit(rule.delay_minutes)
         amount = str(n)
     return RuleInput(
         name=rule.name,
@@ -553,19 +552,6 @@ def _shown(value: Any) -> str:
 
 
 # --- in words --------------------------------------------------------------------------------
-
-
-def _in_unit(minutes: int) -> tuple[int, str]:
-    """Minutes in the largest unit that holds them whole: 2880 is (2, "days")."""
-    for unit in ("days", "hours"):
-        if minutes % UNITS[unit] == 0:
-            return minutes // UNITS[unit], unit
-    return minutes, "minutes"
-
-
-def delay_text(minutes: int) -> str:
-    n, unit = _in_unit(minutes)
-    return f"{n:,} {unit[:-1] if n == 1 else unit}"
 
 
 def _when(rule: Rule | CleanRule) -> str:

@@ -36,6 +36,7 @@ from sqlalchemy import (
     cast,
     delete,
     event,
+    exists,
     func,
     insert,
     literal,
@@ -66,6 +67,7 @@ from plutomi.models import (
 )
 from plutomi.models.base import UTCDateTime
 from plutomi.services import conditions, inserts, moves
+from plutomi.services.display import delay_text
 from plutomi.services.events import Actor, applicant_row, record_applicant
 from plutomi.services.lookups import among, inline
 
@@ -482,7 +484,8 @@ def schedule(rule: Rule) -> None:
     """Set a time rule's timers for everyone in its stage now, counted from when each entered,
     so a new or edited rule also acts on those who were there before it: one INSERT ... SELECT,
     however big the stage. Its pending timers are replaced (a changed delay moves them);
-    claimed ones, which a worker holds, are left to finish. The caller commits."""
+    claimed ones, which a worker holds, are left to finish, and a stay in the stage the rule
+    acted on already is not timed again. The caller commits."""
     db.session.execute(
         delete(Timer).where(Timer.rule_id == rule.id, Timer.state == TimerState.PENDING)
     )
@@ -506,7 +509,16 @@ def schedule(rule: Rule) -> None:
                 due,
                 literal(TimerState.PENDING.value),
             ).where(
-                Applicant.stage_id == rule.stage_id, Applicant.status == ApplicantStatus.ACTIVE
+                Applicant.stage_id == rule.stage_id,
+                Applicant.status == ApplicantStatus.ACTIVE,
+                # A timer of this rule for the same entry that came due already (fired, found
+                # stale, or held by a worker now) is not set again: saving the rule, or
+                # turning it off and on, must not act twice on one stay in the stage.
+                ~exists().where(
+                    Timer.rule_id == rule.id,
+                    Timer.applicant_id == Applicant.id,
+                    Timer.stage_entry == Applicant.stage_entry,
+                ),
             ),
         )
     )
@@ -612,8 +624,7 @@ def _evaluate(timer: Due, applicant: Applicant | None, rule: Rule | None) -> str
     context = _Context(applicant, 0, _running_chunk())
     if not _matches(rule, context):
         return "no_match"
-    days = (rule.delay_minutes or 0) / (24 * 60)
-    why = f"{days:g} days in stage" if days >= 1 else f"{rule.delay_minutes} minutes in stage"
+    why = f"{delay_text(rule.delay_minutes or 0)} in stage"
     # The applicant's stage is the rule's (checked above): loaded once per rule, not per timer.
     _run(rule, context, rule.stage, why)
     return "fired"
