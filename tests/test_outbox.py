@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from types import SimpleNamespace
@@ -390,6 +391,54 @@ def _overtaken_sender(message: OutboxMessage) -> str:
             db.session.commit()
             db.session.remove()
     return "test"
+
+
+def test_a_batch_out_of_time_hands_its_untried_rows_back_with_their_attempt(app, monkeypatch):
+    """A slow relay: the batch stops sending well before RQ or its lease would stop it, and
+    the rows it never tried go back as they were, not one attempt nearer to dead."""
+    rows = [queue_reset_mail(f"r{n}@example.com") for n in range(4)]
+    db.session.commit()
+    ids = [m.id for m in rows]
+    monkeypatch.setattr(outbox, "SENDING_TIME", timedelta(seconds=0.05))
+    sent = []
+
+    def slow(message):
+        sent.append(message.id)
+        time.sleep(0.06)
+        return "test"
+
+    monkeypatch.setitem(outbox._senders, "email", slow)
+    assert outbox.deliver(ids) == {"done": 1, "retrying": 0, "dead": 0}
+    assert sent == ids[:1]
+    back = [row(i) for i in ids[1:]]
+    assert {(m.state, m.attempts, m.claim_token) for m in back} == {(OutboxState.PENDING, 0, None)}
+    assert all(m.next_attempt_at <= utcnow() for m in back)
+    # Handed to RQ, a batch's job may outlive the lease: RQ never stops it first.
+    outbox.enqueue(ids)
+    assert {job.timeout for job in queues.queue().get_jobs()} == {outbox.JOB_TIMEOUT}
+    assert outbox.LEASE.total_seconds() < outbox.JOB_TIMEOUT
+
+
+def test_a_row_whose_last_attempt_never_finished_is_dead_not_sent_forever(app):
+    message = queue_reset_mail("stuck@example.com")
+    db.session.commit()
+    db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message.id)
+        .values(
+            state=OutboxState.SENDING,
+            lease_until=utcnow() - timedelta(seconds=1),
+            claim_token="s" * 32,
+            attempts=OutboxMessage.max_attempts,
+        )
+    )
+    db.session.commit()
+    assert outbox.claim([message.id]) == []
+    outbox.sweep()
+    dead = row(message.id)
+    assert dead.state == OutboxState.DEAD and "never finished" in dead.last_error
+    # Dead, it can be retried by hand like any other.
+    assert outbox.requeue(OutboxMessage.id == message.id) == [message.id]
 
 
 def test_a_worker_that_lost_its_claim_cannot_finish_the_row(app):

@@ -30,6 +30,10 @@ from plutomi.services.lookups import among
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)
+# A batch sends for at most this long, then hands its untried rows back, still holding them;
+# its RQ job may run longer than the lease, so RQ never stops a batch before it does.
+SENDING_TIME = LEASE / 2
+JOB_TIMEOUT = int((LEASE + timedelta(minutes=1)).total_seconds())
 BATCH = 100
 # Single-row senders' rows finished per commit, or after this many seconds of sending.
 GROUP = 20
@@ -151,6 +155,7 @@ def enqueue(ids: list[int]) -> None:
                     job_id=f"outbox-{batch[0]}-{batch[-1]}-{len(batch)}-{digest}",
                     # Given, RQ need not write out the call with its arguments for each job.
                     description=f"outbox delivery of {len(batch)} rows",
+                    job_timeout=JOB_TIMEOUT,
                     result_ttl=60,
                     failure_ttl=24 * 3600,
                     pipeline=pipe,
@@ -168,7 +173,12 @@ def enqueue_at(ids: list[int], when: datetime) -> None:
         return
     try:
         queues.queue().enqueue_at(
-            when, "jobs.outbox.deliver", sorted(ids), result_ttl=60, failure_ttl=24 * 3600
+            when,
+            "jobs.outbox.deliver",
+            sorted(ids),
+            job_timeout=JOB_TIMEOUT,
+            result_ttl=60,
+            failure_ttl=24 * 3600,
         )
     except RedisError:
         log.warning("Redis unavailable; %d retries wait for the sweep", len(ids))
@@ -181,8 +191,11 @@ def _claimable(now: datetime):
     return or_(
         OutboxMessage.state.in_([OutboxState.PENDING, OutboxState.RETRYING])
         & (OutboxMessage.next_attempt_at <= now),
-        # A worker died mid-send: its lease ran out, so the row is free again.
-        (OutboxMessage.state == OutboxState.SENDING) & (OutboxMessage.lease_until < now),
+        # A worker died mid-send: its lease ran out, so the row is free again (with attempts
+        # left; the sweep marks the others dead).
+        (OutboxMessage.state == OutboxState.SENDING)
+        & (OutboxMessage.lease_until < now)
+        & (OutboxMessage.attempts < OutboxMessage.max_attempts),
     )
 
 
@@ -197,7 +210,11 @@ def _claimable_row(now: datetime):
             OutboxMessage.state.in_([OutboxState.PENDING, OutboxState.RETRYING]),
             OutboxMessage.next_attempt_at <= now,
         ),
-        (OutboxMessage.state == OutboxState.SENDING, OutboxMessage.lease_until < now),
+        (
+            OutboxMessage.state == OutboxState.SENDING,
+            (OutboxMessage.lease_until < now)
+            & (OutboxMessage.attempts < OutboxMessage.max_attempts),
+        ),
         else_=false(),
     )
 
@@ -300,13 +317,19 @@ def _deliver_claimed(
     and one per row cost more than the sending. A worker killed mid-group sends that group's
     rows again after the lease (with the same Message-IDs), as the outbox allows."""
     group: list[tuple[OutboxMessage, dict]] = []
-    started = time.monotonic()
-    for message in claimed:
+    started = begun = time.monotonic()
+    for n, message in enumerate(claimed):
         if utcnow() >= lease_until:
             # The lease ran out mid-batch: another worker may hold the rest by now. Leave them;
             # they are claimable again, and the sweep hands them out.
             log.warning("outbox lease ran out mid-batch; %s and later rows left", message.id)
             break
+        if time.monotonic() - begun >= SENDING_TIME.total_seconds():
+            # Slow sends (a relay that times out): the rest were not tried, so they go back
+            # with their attempt given back, for the next batch.
+            if _finish(group, token, counts):
+                _hand_back(claimed[n:], token)
+            return
         try:
             transport = _senders[message.kind](message)
         except JobTimeoutException:
@@ -322,6 +345,26 @@ def _deliver_claimed(
                 return
             group, started = [], time.monotonic()
     _finish(group, token, counts)
+
+
+def _hand_back(untried: list[OutboxMessage], token: str) -> None:
+    """Rows claimed but never tried: free again at once, their claim's attempt undone."""
+    db.session.execute(
+        update(OutboxMessage)
+        .where(among(OutboxMessage.id, [m.id for m in untried]), OutboxMessage.claim_token == token)
+        .values(
+            state=case(
+                (OutboxMessage.attempts <= 1, OutboxState.PENDING), else_=OutboxState.RETRYING
+            ),
+            attempts=OutboxMessage.attempts - 1,
+            lease_until=None,
+            claim_token=None,
+            next_attempt_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    log.warning("outbox batch out of time; %d untried rows handed back", len(untried))
 
 
 def _finish(group: list[tuple[OutboxMessage, dict]], token: str, counts: dict[str, int]) -> bool:
@@ -372,7 +415,24 @@ def due_ids(limit: int = 10 * BATCH) -> list[int]:
 
 
 def sweep() -> int:
-    """Hand every due, untaken row to RQ again; returns how many."""
+    """Hand every due, untaken row to RQ again; returns how many. A row whose last attempt
+    never finished (its worker stopped, or the send outlived the lease) is dead now."""
+    db.session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.state == OutboxState.SENDING,
+            OutboxMessage.lease_until < utcnow(),
+            OutboxMessage.attempts >= OutboxMessage.max_attempts,
+        )
+        .values(
+            state=OutboxState.DEAD,
+            lease_until=None,
+            last_error="Its last attempt never finished: the worker stopped, or the sending "
+            "outlived its lease.",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
     ids = due_ids()
     if ids:
         enqueue(ids)
