@@ -324,6 +324,22 @@ def test_a_time_rule_sets_a_timer_at_entry_and_fires_when_due(waiting, make_appl
     assert not rules.any_due()
 
 
+def test_a_rule_that_came_due_while_rejected_acts_once_restored(waiting, make_applicant):
+    opening, stages, _rule = waiting
+    actor = member(opening.org_id)
+    with time_machine.travel(utcnow(), tick=False) as clock:
+        applicant = make_applicant(opening, stages["Final Review"])
+        moves.move(actor, applicant.public_id, stages["Questionnaire"].public_id)
+        moves.reject(actor, applicant.public_id, "On hold")
+        clock.shift(timedelta(days=31))
+        assert rules.sweep() == (1, 0)  # due while rejected: nothing to do then
+        clock.shift(timedelta(days=1))
+        moves.restore(actor, applicant.public_id)
+        assert rules.sweep() == (1, 1)
+    assert stage_of(applicant) == "Waiting List"
+    assert [(t.state, t.outcome) for t in timers()] == [(TimerState.DONE, "fired")]
+
+
 def test_a_timer_of_an_earlier_stage_entry_does_nothing(waiting, make_applicant):
     opening, stages, _rule = waiting
     actor = member(opening.org_id)

@@ -647,5 +647,6 @@ def restore(actor: Membership, applicant_id: str, version: int | None = None) ->
     if not set_status(applicant, ApplicantStatus.ACTIVE, actor=Actor.user(actor.user)):
         db.session.rollback()
         raise _stale(applicant.name)
+    rules.rearm_timers(applicant)
     db.session.commit()
     return applicant

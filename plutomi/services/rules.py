@@ -524,6 +524,30 @@ def schedule(rule: Rule) -> None:
     )
 
 
+def rearm_timers(applicant: Applicant) -> None:
+    """A restored applicant's time rules, for the stay in the stage they are back in: a timer
+    that came due while they were rejected found them so, and did nothing; it is due again
+    now, so the rule acts on them as it would have. The caller commits."""
+    db.session.execute(
+        update(Timer)
+        .where(
+            Timer.applicant_id == applicant.id,
+            Timer.stage_entry == applicant.stage_entry,
+            Timer.state == TimerState.DONE,
+            Timer.outcome == "stale",
+        )
+        .values(
+            state=TimerState.PENDING,
+            due_at=utcnow(),
+            outcome=None,
+            done_at=None,
+            claim_token=None,
+            lease_until=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
 # The two kinds of claimable timer are read apart, each as an ordered range of the
 # (state, due_at) index under LIMIT: that is an index probe whatever the planner guesses. One
 # OR of both, or a LIMIT without the order, let PostgreSQL pick a sequential scan of the whole
