@@ -398,7 +398,7 @@ def test_a_move_goes_to_a_stage_of_this_opening_only(w, make_opening, make_org):
             ],
         ),
     )
-    message = "That stage belongs to another opening."
+    message = "That stage is not one of this opening's (it may have been deleted): choose another."
     # Another opening, another org and a made-up id: one answer, which confirms nothing.
     assert errors["actions-0-stage"] == errors["actions-1-stage"] == errors["actions-2-stage"]
     assert errors["actions-0-stage"] == message

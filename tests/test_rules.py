@@ -24,7 +24,16 @@ from plutomi.models import (
     Trigger,
     utcnow,
 )
-from plutomi.services import answers, applications, bulk, moves, openings, rules, timeline
+from plutomi.services import (
+    answers,
+    applications,
+    bulk,
+    conditions,
+    moves,
+    openings,
+    rules,
+    timeline,
+)
 from plutomi.services.events import Actor
 from tests.conftest import owner_of
 
@@ -168,6 +177,24 @@ def test_any_of_the_conditions(driver, make_rule):
     )
     assert stage_of(apply(opening, city, age, "a@example.net", "Lisbon", "16")) == "Final Review"
     assert stage_of(apply(opening, city, age, "b@example.net", "Lisbon", "30")) == "Questionnaire"
+
+
+def test_a_condition_on_an_archived_question_is_never_true(driver, make_rule, make_question):
+    opening, stages, city, age = driver
+    licence = make_question(stages["Questionnaire"], "licence", QuestionType.YES_NO)
+    rule = make_rule(
+        stages["Questionnaire"],
+        Trigger.STAGE_COMPLETED,
+        move_to(stages["Final Review"]),
+        conditions=[{"question": licence.public_id, "op": "empty", "value": None}],
+    )
+    assert stage_of(apply(opening, city, age, "a@example.net")) == "Final Review"
+    # Off the form, nobody can answer it: "is empty" would hold for every new applicant.
+    licence.archived_at = utcnow()
+    db.session.commit()
+    assert stage_of(apply(opening, city, age, "b@example.net")) == "Questionnaire"
+    questions = {licence.public_id: licence}
+    assert "removed from the form" in conditions.describe(rule.conditions[0], questions)
 
 
 def test_a_drag_fires_the_entered_stages_rules_and_their_webhook_events(driver, make_rule):

@@ -153,13 +153,14 @@ def matches(
     """Whether an applicant's answers (question id → stored value) meet a rule's conditions.
 
     questions maps public ids to the opening's questions; a condition on a question that is
-    gone never matches, so a rule never fires on an answer nobody can give any more."""
+    gone, or archived (off the form), never matches, so a rule never fires on an answer
+    nobody can give any more ("is empty" would otherwise hold for every new applicant)."""
     if not conditions:
         return True
     results = []
     for condition in conditions:
         question = questions.get(condition.get("question", ""))
-        if question is None:
+        if question is None or question.archived_at is not None:
             results.append(False)
             continue
         answer = answers.get(question.id)
@@ -170,7 +171,12 @@ def matches(
 def describe(condition: dict[str, Any], questions: Mapping[str, Question]) -> str:
     """A condition as a sentence for the editor, the dry run and the timeline."""
     question = questions.get(condition.get("question", ""))
-    label = f"“{question.label}”" if question else "a deleted question"
+    if question is None:
+        label = "a deleted question"
+    elif question.archived_at is not None:
+        label = f"“{question.label}” (removed from the form: never true)"
+    else:
+        label = f"“{question.label}”"
     op = condition.get("op", "")
     text = f"{label} {LABELS.get(op, op)}"
     if needs_value(op):

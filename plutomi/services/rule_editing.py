@@ -398,9 +398,13 @@ def _check_action(
             errors[f"{prefix}-stage"] = "Choose the stage to move applicants to."
             return None
         target = found.stages.get(public_id)
-        # Unknown ids, other openings' and other orgs' stages get the same answer.
+        # Unknown ids, deleted stages, other openings' and other orgs' stages get the same
+        # answer.
         if target is None:
-            errors[f"{prefix}-stage"] = "That stage belongs to another opening."
+            errors[f"{prefix}-stage"] = (
+                "That stage is not one of this opening's (it may have been deleted): choose "
+                "another."
+            )
             return None
         if target.id == stage.id:
             errors[f"{prefix}-stage"] = "A rule cannot move applicants into the stage they are in."
