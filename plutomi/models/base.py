@@ -36,6 +36,11 @@ def new_public_id() -> str:
     return "".join(chars)
 
 
+# The largest value of an INTEGER column (PostgreSQL's int4: ids, versions, stage entries):
+# a number from a hand-made request past it is refused before the database would fail on it.
+MAX_INT = 2**31 - 1
+
+
 def is_public_id(value: str) -> bool:
     """Whether value could be a public id at all; anything else is refused before any query
     (PostgreSQL refuses a NUL byte even inside a query's parameters)."""

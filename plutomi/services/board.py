@@ -42,7 +42,7 @@ from plutomi.models import (
     StageCount,
     utcnow,
 )
-from plutomi.models.base import is_public_id
+from plutomi.models.base import MAX_INT, is_public_id
 from plutomi.services import rules
 from plutomi.services.cards import CARD_COLUMNS, Card, cards_of, dress, dressed
 from plutomi.services.errors import Invalid, NotFound
@@ -436,14 +436,10 @@ class Changes:
     redraw: bool = False
 
 
-# The largest event id an INTEGER column holds (PostgreSQL's int4).
-MAX_CURSOR = 2**31 - 1
-
-
 def changes(opening: Opening, since: int, f: BoardFilter, card_questions: list[Question]):
     """What changed on the board since event `since`: None when nothing did."""
     # A cursor from a hand-made URL stays within what the database's integers hold.
-    since = min(max(since, 0), MAX_CURSOR)
+    since = min(max(since, 0), MAX_INT)
     now = utcnow()
     rows = db.session.execute(
         select(Event.id, Event.applicant_id, Event.created_at)

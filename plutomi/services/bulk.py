@@ -31,7 +31,7 @@ from plutomi.models import (
     Stage,
     utcnow,
 )
-from plutomi.models.base import is_public_id
+from plutomi.models.base import MAX_INT, is_public_id
 from plutomi.services import board as boards
 from plutomi.services import moves
 from plutomi.services.errors import Invalid
@@ -60,7 +60,7 @@ class Summary:
 
 def _is_version(text: str) -> bool:
     # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
-    return text.isascii() and text.isdigit() and len(text) <= 18
+    return text.isascii() and text.isdigit() and len(text) <= 10 and int(text) <= MAX_INT
 
 
 def _selection(opening: Opening, values: list[str]) -> list[list[int | None]]:

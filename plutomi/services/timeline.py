@@ -23,6 +23,7 @@ from sqlalchemy import and_, or_, select
 
 from plutomi.extensions import db
 from plutomi.models import ApiKey, Applicant, Event, Org, User
+from plutomi.models.base import MAX_INT
 from plutomi.services.errors import Invalid
 
 PAGE_SIZE = 25
@@ -55,10 +56,6 @@ def _cursor(event: Event) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-# The largest id the events' INTEGER column holds: a forged cursor beyond it is refused.
-MAX_EVENT_ID = 2**31 - 1
-
-
 def parse_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
@@ -67,7 +64,7 @@ def parse_cursor(cursor: str) -> tuple[datetime, int]:
         if parsed.tzinfo is None:
             raise ValueError("naive")
         number = int(event_id)
-        if not 0 < number <= MAX_EVENT_ID:
+        if not 0 < number <= MAX_INT:
             raise ValueError("out of range")
         return parsed, number
     except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
