@@ -8,7 +8,8 @@ from flask import Response, redirect, request, session
 
 
 def trigger(response: Response, name: str, detail: object = True) -> Response:
-    """Add an HX-Trigger event, merging with the ones already set instead of overwriting."""
+    """Add an HX-Trigger event, merging with the ones already set instead of overwriting; a
+    list given for an event that has one already (two sources of flashes) is added to it."""
     raw = response.headers.get("HX-Trigger")
     events: dict = {}
     if raw:
@@ -16,6 +17,8 @@ def trigger(response: Response, name: str, detail: object = True) -> Response:
             events = json.loads(raw)
         except ValueError:
             events = {part.strip(): True for part in raw.split(",")}
+    if isinstance(detail, list) and isinstance(events.get(name), list):
+        detail = events[name] + detail
     events[name] = detail
     response.headers["HX-Trigger"] = json.dumps(events)
     return response

@@ -186,3 +186,10 @@ def test_an_older_events_cursor_past_the_largest_id_is_invalid():
         raw = base64.urlsafe_b64encode(b"2030-01-01T00:00:00+00:00|" + event_id).decode()
         with pytest.raises(Invalid):
             timeline.parse_cursor(raw)
+
+
+def test_a_partials_error_keeps_the_flashes_waiting_beside_it(client, board):
+    with client.session_transaction() as session:
+        session["_flashes"] = [("info", "Moved 2 applicants.")]
+    partial = client.get(MISSING, headers=HX)
+    assert [f["message"][:11] for f in flashed(partial)] == ["There is no", "Moved 2 app"]
