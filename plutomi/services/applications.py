@@ -454,25 +454,16 @@ def apply(
         applicant_row("applicant.created", applicant, actor=who, stage=stage.name, source=source)
     ]
     written = []
-    # Files last: they reach the upload store only once everything else is known to be fine.
+    # Files last, as their answers have always come (clean() checked them already: storing
+    # one refuses nothing).
     answered.sort(key=lambda pair: pair[0].type == QuestionType.FILE)
     for question, value in answered:
-        try:
-            value = answers.stored(applicant, question, value)
-        except Invalid as exc:
-            errors[exc.field or answers.field_name(question)] = exc.message
-            continue
+        value = answers.stored(applicant, question, value)
         if value is not None:
             written.append(answers.row(applicant, question, value))
             events.append(
                 applicant_row("applicant.answered", applicant, actor=who, question=question.key)
             )
-    if errors:
-        # Inserted outside the unit of work, the applicant would outlive the rollback in the
-        # session (as a row it had loaded): it goes with its transaction.
-        db.session.expunge(applicant)
-        db.session.rollback()
-        raise InvalidFields(errors)
     if complete:
         events.append(
             applicant_row("applicant.stage_completed", applicant, actor=who, stage=stage.name)
