@@ -32,13 +32,12 @@ from plutomi.tenancy import org_required
 bp = Blueprint("public", __name__)
 
 
-# What a file input offers to pick; the upload store checks the content, whatever was picked.
 @bp.app_context_processor
 def _question_helpers() -> dict[str, Any]:
     return {
         "field_name": answers.field_name,
         "QuestionType": QuestionType,
-        "file_accept": ",".join(uploads.BY_EXTENSION),
+        "file_accept": uploads.ACCEPT,
         "file_kinds": uploads.KINDS,
     }
 

@@ -72,6 +72,8 @@ BY_EXTENSION = {
     ".docx": DOCX,
     ".txt": TXT,
 }
+# What a file input offers to pick (its accept=); the content is checked whatever was picked.
+ACCEPT = ",".join(BY_EXTENSION)
 _LABELS = list(dict.fromkeys(kind.label for kind in BY_EXTENSION.values()))
 # "PDF, PNG, JPEG, WEBP, DOCX or TXT": the kinds a file question's field names.
 KINDS = f"{', '.join(_LABELS[:-1])} or {_LABELS[-1]}"
