@@ -91,3 +91,18 @@ def new_context(browser, live_server) -> Iterator[Callable]:
     yield open_context
     for context in contexts:
         context.close()
+
+
+def mark_page(page) -> None:
+    """Mark the page once its scripts have run, so that a later full page load shows.
+
+    Waiting for the load event matters: a click before htmx has bound its handlers submits
+    the form the plain way, which works but reloads the page and drops the mark.
+    """
+    page.wait_for_load_state("load")
+    page.evaluate("window.plutomiSamePage = true")
+
+
+def same_page(page) -> bool:
+    """Whether the page marked by mark_page() is still the one loaded."""
+    return page.evaluate("window.plutomiSamePage") is True

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from plutomi.extensions import db
 from plutomi.models import Applicant, Opening, Org
 from plutomi.services import openings
+from tests.browser.conftest import mark_page, same_page
 from tests.browser.test_onboarding import sign_up
 from tests.conftest import PASSWORD
 
@@ -84,7 +85,7 @@ def test_build_publish_apply_continue_and_read_the_application(
     opening = db.session.scalar(select(Opening).where(Opening.name == "Night Courier"))
     org = db.session.get(Org, opening.org_id)
 
-    recruiter.evaluate("window.plutomiSamePage = true")
+    mark_page(recruiter)
     for name in ("Documents", "Questionnaire", "Final Review"):
         recruiter.get_by_label("New stage").fill(name)
         recruiter.get_by_role("button", name="Add stage").click()
@@ -126,7 +127,7 @@ def test_build_publish_apply_continue_and_read_the_application(
     # Optional, and left for the portal: the applicant answers it after applying.
     add_question(recruiter, "Questionnaire", "Anything else we should know", "Long text")
     add_question(recruiter, "Documents", "Insurance certificate", "File", required=True)
-    assert recruiter.evaluate("window.plutomiSamePage") is True
+    assert same_page(recruiter)
 
     recruiter.locator("#opening").get_by_role("button", name="Publish").click()
     expect(recruiter.locator("#opening h1 .badge")).to_have_text("published")
@@ -184,13 +185,13 @@ def test_build_publish_apply_continue_and_read_the_application(
     expect(portal.get_by_role("heading", name="Your application")).to_be_visible()
     remaining = portal.locator(".remaining .portal-question")
     expect(remaining).to_have_count(1)
-    portal.evaluate("window.plutomiSamePage = true")
+    mark_page(portal)
     question = remaining.first
     question.get_by_label("Anything else we should know").fill("I know the city\nby night.")
     question.get_by_role("button", name="Save").click()
     expect(question.get_by_role("status").first).to_have_text("Saved")
     expect(question).to_contain_text("You have answered everything this step needs")
-    assert portal.evaluate("window.plutomiSamePage") is True
+    assert same_page(portal)
     # Their own file downloads from the portal (a real download, not a boosted page swap).
     with portal.expect_download() as own:
         portal.get_by_role("link", name="licence.pdf").click()

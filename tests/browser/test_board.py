@@ -13,6 +13,7 @@ from plutomi import ranks
 from plutomi.extensions import db
 from plutomi.models import Applicant, Opening, Org, Stage
 from plutomi.services import openings
+from tests.browser.conftest import mark_page, same_page
 from tests.conftest import PASSWORD, owner_of
 
 # The live poll runs every 4 s; a change shows within one poll plus the request.
@@ -209,7 +210,7 @@ def test_a_colleagues_move_shows_without_a_reload(new_context, make_member, boar
     b = board
     first = open_board(log_in(new_context, owner_of(b.org).email), b)
     second = open_board(log_in(new_context, make_member(b.org).email), b)
-    first.evaluate("window.plutomiSamePage = true")
+    mark_page(first)
 
     # The "move to" form puts Dev at the top of Screen; the first board files it there.
     move_with_menu(second, b, "Dev", "Screen")
@@ -219,7 +220,7 @@ def test_a_colleagues_move_shows_without_a_reload(new_context, make_member, boar
     expect(count(first, b.screen)).to_have_text("2")
     expect(count(first, b.applied)).to_have_text("3")
     expect(cards(first, b.applied)).to_have_text(["Ada Courier", "Ben Courier", "Cleo Courier"])
-    assert first.evaluate("window.plutomiSamePage") is True
+    assert same_page(first)
 
 
 def test_move_to_with_the_keyboard_only(new_context, board):
@@ -300,13 +301,13 @@ def test_bulk_move_a_shift_clicked_range(new_context, board):
 def test_the_search_narrows_the_columns_and_stays_in_the_url(new_context, board):
     b = board
     page = open_board(log_in(new_context, owner_of(b.org).email), b)
-    page.evaluate("window.plutomiSamePage = true")
+    mark_page(page)
     page.get_by_label("Search", exact=True).press_sequentially("cle")
     expect(cards(page, b.applied)).to_have_text(["Cleo Courier"])
     expect(cards(page, b.screen)).to_have_count(0)
     expect(count(page, b.applied)).to_have_text("1")
     expect(page).to_have_url(re.compile(r"[?&]q=cle(&|$)"))
-    assert page.evaluate("window.plutomiSamePage") is True
+    assert same_page(page)
 
     page.reload()
     expect(page.get_by_label("Search", exact=True)).to_have_value("cle")

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from plutomi.extensions import db
 from plutomi.models import Org
+from tests.browser.conftest import mark_page, same_page
 from tests.conftest import PASSWORD
 
 OWNER_EMAIL = "ada@example.com"
@@ -54,7 +55,7 @@ def test_sign_up_invite_a_teammate_who_joins_and_switches_orgs(
     owner.get_by_role("navigation").get_by_role("link", name="Members").click()
     expect(owner).to_have_url(re.compile(r"/settings/members$"))
     expect(owner.get_by_role("heading", name="Members")).to_be_visible()
-    owner.evaluate("window.plutomiSamePage = true")
+    mark_page(owner)
     owner.get_by_label("Email").fill(TEAMMATE_EMAIL)
     owner.get_by_label("Role", exact=True).select_option(label="Recruiter")
     owner.get_by_role("button", name="Send invite").click()
@@ -62,7 +63,7 @@ def test_sign_up_invite_a_teammate_who_joins_and_switches_orgs(
     expect(pending).to_be_visible()
     expect(pending).to_contain_text("recruiter")
     expect(owner.locator("#members")).to_contain_text(f"Invite sent to {TEAMMATE_EMAIL}.")
-    assert owner.evaluate("window.plutomiSamePage") is True
+    assert same_page(owner)
     expect(owner.get_by_label("Email")).to_have_value("")
 
     # The invite goes out through the outbox and the real SMTP server.

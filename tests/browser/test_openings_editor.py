@@ -10,6 +10,7 @@ from sqlalchemy import select
 from plutomi.extensions import db
 from plutomi.models import Opening
 from plutomi.services import openings
+from tests.browser.conftest import mark_page, same_page
 from tests.conftest import PASSWORD, owner_of
 
 
@@ -36,7 +37,7 @@ def test_build_an_opening_and_reorder_its_stages(new_context, make_org):
     expect(page).to_have_url(re.compile(r"/openings/\w+/edit$"))
     opening = db.session.scalar(select(Opening).where(Opening.name == "Delivery Driver"))
 
-    page.evaluate("window.plutomiSamePage = true")
+    mark_page(page)
     for name in ("Questionnaire", "Waiting List", "Final Review"):
         page.get_by_label("New stage").fill(name)
         page.get_by_role("button", name="Add stage").click()
@@ -69,4 +70,4 @@ def test_build_an_opening_and_reorder_its_stages(new_context, make_org):
     page.get_by_role("button", name="Add question").click()
     expect(page.locator("#stages code", has_text="full_name")).to_be_visible()
     assert page.locator("section#stages").count() == 1
-    assert page.evaluate("window.plutomiSamePage") is True
+    assert same_page(page)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from plutomi.extensions import db
 from plutomi.models import Answer, QuestionType, Rule
+from tests.browser.conftest import mark_page, same_page
 from tests.conftest import PASSWORD, owner_of
 
 
@@ -53,7 +54,7 @@ def test_build_a_rule_with_htmx_rows_and_dry_run_it(
     expect(page.get_by_role("heading", name="Rules of Questionnaire")).to_be_visible()
     page.get_by_role("link", name="Add a rule").click()
     expect(page.get_by_role("heading", name="New rule for Questionnaire")).to_be_visible()
-    page.evaluate("window.plutomiSamePage = true")
+    mark_page(page)
     settled(page)
 
     page.get_by_label("Name", exact=True).fill("Car drivers to review")
@@ -104,7 +105,7 @@ def test_build_a_rule_with_htmx_rows_and_dry_run_it(
     expect(result).to_contain_text("move to Final Review; emit webhook event driver.approved")
     assert db.session.scalar(select(Rule.id)) is None
     # Every step so far was htmx within one page.
-    assert page.evaluate("window.plutomiSamePage") is True
+    assert same_page(page)
 
     page.get_by_role("button", name="Save rule").click()
     expect(page).to_have_url(re.compile(r"/stages/\w+/rules#rule-\w+$"))
