@@ -384,6 +384,12 @@ def add_event(applicant, type: str, actor: Actor | None = None, at=None, **paylo
             "Outside event received: account_creation.failed",
         ),
         ("rule.chain_capped", {"limit": 10}, "Automatic moves stopped after 10 in a row"),
+        (
+            "rule.loop_stopped",
+            {"limit": 25, "hours": 24},
+            "Automatic moves stopped after 25 in 24 hours: the rules may be",
+        ),
+        ("rule.loop_stopped", {}, "Automatic moves stopped: the rules may be"),
         ("applicant.stage_entered", {}, "Stage entered"),
         ("opening.published", {}, "Opening published"),
         # Payloads are JSON of any shape; odd values never break the page.

@@ -279,6 +279,70 @@ def test_an_outside_event_moves_only_on_its_own_type(driver, make_rule):
     ]
 
 
+def rule_moves(applicant: Applicant) -> int:
+    return db.session.scalar(
+        select(func.count()).where(
+            Event.applicant_id == applicant.id,
+            Event.type == "applicant.moved",
+            Event.actor_type == "rule",
+        )
+    )
+
+
+def test_outside_events_stop_moving_an_applicant_round_a_loop(driver, make_rule, monkeypatch):
+    """A receiver that answers every webhook with an event, and rules that answer each event
+    with a move: nothing but the limit would stop it."""
+    monkeypatch.setattr(rules, "LOOP_LIMIT", 4)
+    opening, stages, city, age = driver
+    a, b = stages["Ready to Drive"], stages["Account Creation Failures"]
+    for source, target in ((a, b), (b, a)):
+        make_rule(source, Trigger.EXTERNAL_EVENT, move_to(target), event_type="account.retry")
+    applicant = apply(opening, city, age)
+    moves.move(member(opening.org_id), applicant.public_id, a.public_id)
+    moved = []
+    for _ in range(6):
+        applicant = db.session.get(Applicant, applicant.id)
+        moved.append(rules.external_event(applicant, "account.retry", {}, actor=Actor.system()))
+        db.session.commit()
+    assert moved == [True] * 4 + [False] * 2
+    assert rule_moves(applicant) == 4
+    stopped = db.session.scalars(select(Event).where(Event.type == "rule.loop_stopped")).all()
+    assert len(stopped) == 2
+    assert timeline.describe(stopped[0].type, stopped[0].payload).startswith(
+        "Automatic moves stopped after 4 in 24 hours"
+    )
+    # A person's move, and the rules it sets off, are never held back.
+    make_rule(stages["Final Review"], Trigger.STAGE_ENTERED, move_to(b))
+    moves.move(member(opening.org_id), applicant.public_id, stages["Final Review"].public_id)
+    assert stage_of(applicant) == b.name
+
+
+def test_timers_stop_moving_an_applicant_round_a_loop_for_a_day(
+    driver, make_rule, make_applicant, monkeypatch
+):
+    monkeypatch.setattr(rules, "LOOP_LIMIT", 5)
+    opening, stages, *_ = driver
+    a, b = stages["Final Review"], stages["Waiting List"]
+    for source, target in ((a, b), (b, a)):
+        make_rule(source, Trigger.TIME_IN_STAGE, move_to(target), delay_minutes=1)
+    actor = member(opening.org_id)
+    with time_machine.travel(utcnow(), tick=False) as clock:
+        applicant = make_applicant(opening, stages["Document Upload"])
+        moves.move(actor, applicant.public_id, a.public_id)
+        for _ in range(8):
+            clock.shift(timedelta(minutes=1))
+            rules.sweep()
+        assert rule_moves(applicant) == 5
+        assert types(applicant)[-2:] == ["rule.fired", "rule.loop_stopped"]
+        assert not rules.any_due()  # it stays put: no stage entered, no timer set
+        # A day on, a recruiter sends them round again, and the rules may move them again.
+        clock.shift(rules.LOOP_WINDOW)
+        moves.move(actor, applicant.public_id, a.public_id)
+        clock.shift(timedelta(minutes=1))
+        assert rules.sweep() == (1, 1)
+    assert rule_moves(applicant) == 6
+
+
 def test_deleting_a_stage_fires_the_rules_of_the_stage_its_applicants_go_to(driver, make_rule):
     opening, stages, city, age = driver
     make_rule(stages["Final Review"], Trigger.STAGE_ENTERED, move_to(stages["Ready to Drive"]))

@@ -7,7 +7,10 @@ evaluated in order; each matching rule sends its emails and webhook events, and 
 matching rule with a move moves the applicant and ends the evaluation (the applicant has left
 the stage). Entering a stage by any path (the form, a drag, a bulk move, the API, a rule, a
 timer) goes through moves.place or `created`, and so through `entered`; a chain of automatic
-moves stops at MAX_CHAIN with an event saying so.
+moves stops at MAX_CHAIN with an event saying so. A chain begun by no person (a due timer, an
+outside event) may not move an applicant the rules have moved LOOP_LIMIT times in LOOP_WINDOW:
+rules that send applicants round in a circle, a timer or an outside system closing it, would
+otherwise move them (and email them) forever.
 
 Time rules write a timer at stage entry, in the same transaction. `run_due` claims due timers
 in batches (FOR UPDATE SKIP LOCKED on PostgreSQL, a claim token everywhere) and fires each one
@@ -74,6 +77,8 @@ from plutomi.services.lookups import among, inline
 log = logging.getLogger(__name__)
 
 MAX_CHAIN = 10
+LOOP_LIMIT = 25
+LOOP_WINDOW = timedelta(hours=24)
 TIMER_BATCH = 500
 TIMER_CHUNK = 100
 TIMER_LEASE = timedelta(minutes=5)
@@ -237,20 +242,55 @@ def answers_of(applicant_ids: Iterable[int]) -> dict[int, dict[int, Any]]:
 # --- firing -----------------------------------------------------------------------------------
 
 
+def rule_moves(applicant_ids: Iterable[int]) -> Counter[int]:
+    """How many times rules moved each of these applicants in the last LOOP_WINDOW."""
+    return Counter(
+        dict(
+            db.session.execute(
+                select(Event.applicant_id, func.count())
+                .where(
+                    among(Event.applicant_id, applicant_ids),
+                    Event.created_at >= utcnow() - LOOP_WINDOW,
+                    Event.type == inline("applicant.moved"),
+                    Event.actor_type == inline("rule"),
+                )
+                .group_by(Event.applicant_id)
+            ).all()
+        )
+    )
+
+
 class _Context:
     """One evaluation: the applicant's answers are read once, and only if a rule needs them.
-    chunk: set for a due timer's own rule, whose move its chunk writes with the others."""
+    chunk: set for a due timer's own rule, whose move its chunk writes with the others.
+    unattended: no person began it (a due timer, an outside event), so LOOP_LIMIT holds."""
 
-    def __init__(self, applicant: Applicant, chain: int, chunk: _Chunk | None = None):
+    def __init__(
+        self,
+        applicant: Applicant,
+        chain: int,
+        chunk: _Chunk | None = None,
+        *,
+        unattended: bool = False,
+    ):
         self.applicant = applicant
         self.chain = chain
         self.chunk = chunk
+        self.unattended = unattended
         self._answers: dict[int, Any] | None = None
 
     def answers(self) -> dict[int, Any]:
         if self._answers is None:
             self._answers = answers_of([self.applicant.id])[self.applicant.id]
         return self._answers
+
+    def looping(self) -> bool:
+        """An unattended move of an applicant the rules have moved LOOP_LIMIT times lately."""
+        if not self.unattended:
+            return False
+        if self.chunk is not None:
+            return self.chunk.rule_moves(self.applicant.id) >= LOOP_LIMIT
+        return rule_moves([self.applicant.id])[self.applicant.id] >= LOOP_LIMIT
 
 
 def _event(type: str, applicant: Applicant, *, actor: Actor, **payload: Any) -> None:
@@ -341,6 +381,18 @@ def _move(rule: Rule, context: _Context, stage: Stage, action: dict, why: str) -
             **_payload(rule, why),
         )
         return False
+    if context.looping():
+        _event(
+            "rule.loop_stopped",
+            applicant,
+            actor=rule_actor(rule),
+            limit=LOOP_LIMIT,
+            hours=int(LOOP_WINDOW.total_seconds() // 3600),
+            stage=stage.name,
+            to_stage=target.name,
+            **_payload(rule, why),
+        )
+        return False
     if context.chunk is not None:
         # A timer's move: written with its chunk's others (True: it is on its way).
         context.chunk.add_move(rule, applicant, stage, target, _bottom_rank(target), why)
@@ -390,8 +442,10 @@ def _fire(
     rules: list[Rule],
     chain: int,
     why: str,
+    *,
+    unattended: bool = False,
 ) -> bool:
-    context = _Context(applicant, chain)
+    context = _Context(applicant, chain, unattended=unattended)
     # In order; the first rule that moves the applicant ends it (they have left the stage).
     return any(_matches(rule, context) and _run(rule, context, stage, why) for rule in rules)
 
@@ -415,7 +469,9 @@ def fire(
     if not rules:
         return False
     why = f"outside event {event_type}" if event_type else WHY[trigger]
-    return _fire(applicant, applicant.stage, rules, chain, why)
+    # An outside event may answer a webhook of the move it causes: a loop no person sees.
+    unattended = trigger == Trigger.EXTERNAL_EVENT and chain == 0
+    return _fire(applicant, applicant.stage, rules, chain, why, unattended=unattended)
 
 
 def entered(applicant: Applicant, stage: Stage, *, entry: int, chain: int = 0) -> bool:
@@ -645,7 +701,7 @@ def _evaluate(timer: Due, applicant: Applicant | None, rule: Rule | None) -> str
         return "stale"
     if rule.only_if_incomplete and applicant.stage_completed_at is not None:
         return "completed"
-    context = _Context(applicant, 0, _running_chunk())
+    context = _Context(applicant, 0, _running_chunk(), unattended=True)
     if not _matches(rule, context):
         return "no_match"
     why = f"{delay_text(rule.delay_minutes or 0)} in stage"
@@ -685,6 +741,15 @@ class _Chunk:
         # Applicants with two timers in the chunk: the second reads them again after a move.
         counts = Counter(t.applicant_id for t in timers)
         self.again = {applicant_id for applicant_id, n in counts.items() if n > 1}
+        self._everyone = list(counts)
+        self._rule_moves: Counter[int] | None = None
+
+    def rule_moves(self, applicant_id: int) -> int:
+        """Context.looping() for the chunk: its applicants' counts in one query, read when
+        the first of its rules would move someone, and kept up with the chunk's own moves."""
+        if self._rule_moves is None:
+            self._rule_moves = rule_moves(self._everyone)
+        return self._rule_moves[applicant_id]
 
     def add_move(self, rule, applicant, source, target, rank, why, chain: int = 1) -> None:
         # The version condition guarantees no entry happened since these were read.
@@ -693,6 +758,8 @@ class _Chunk:
         )
         self.pending.append(_Move(rule, applicant, source, target, why, chain, entry))
         self.applicants.add(applicant.id)
+        if self._rule_moves is not None:
+            self._rule_moves[applicant.id] += 1
 
     def write_moves(self) -> None:
         pending, self.pending, self.applicants = self.pending, [], set()

@@ -170,6 +170,14 @@ def _chain_capped(p: Payload) -> str:
     return f"{stopped}: a chain of rules reached its limit"
 
 
+def _loop_stopped(p: Payload) -> str:
+    limit, hours = _text(p, "limit"), _text(p, "hours")
+    stopped = "Automatic moves stopped"
+    if limit and hours:
+        stopped += f" after {limit} in {hours} hours"
+    return f"{stopped}: the rules may be sending this applicant round in a loop"
+
+
 def _rule_fired(p: Payload) -> str:
     return _with("Rule fired", _text(p, "why"), ": ")
 
@@ -201,6 +209,7 @@ DESCRIBE: dict[str, Callable[[Payload], str]] = {
     "webhook.delivered": _webhook,
     "webhook.failed": _webhook_failed,
     "rule.chain_capped": _chain_capped,
+    "rule.loop_stopped": _loop_stopped,
     "rule.fired": _rule_fired,
     "rule.action_skipped": _action_skipped,
 }
