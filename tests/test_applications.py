@@ -438,6 +438,32 @@ def test_applying_twice_by_form_says_so_and_mails_a_link(driver, client):
     assert "Ada Okafor" not in other.get("/portal").text
 
 
+def test_a_browser_that_applied_in_anothers_name_is_signed_out_once_they_follow_a_link(
+    driver, client
+):
+    """Anyone may type another person's email into the form. Once that person follows an
+    emailed link, the browser that applied no longer opens what they go on to give."""
+    _, _, qs = driver
+    client.post("/jobs/acme/delivery-driver", data=apply_form(qs))
+    assert "Ada Okafor" in client.get("/portal").text
+    owner = client.application.test_client()
+    owner.post("/jobs/acme/delivery-driver", data=apply_form(qs))  # "you already applied"
+    assert owner.get(link_in(last_mail())).status_code == 302
+    assert "Ada Okafor" in owner.get("/portal").text
+    page = client.get("/portal")
+    assert "Ada Okafor" not in page.text and "open the link we emailed you" in page.text
+    # The owner's browser, signed in by the link, stays signed in.
+    assert "Ada Okafor" in owner.get("/portal").text
+
+
+def test_a_browser_that_applied_and_then_follows_its_own_link_stays_signed_in(driver, client):
+    _, _, qs = driver
+    client.post("/jobs/acme/delivery-driver", data=apply_form(qs))
+    client.get(link_in(last_mail()))
+    client.get(link_in(last_mail()))  # twice: the link proves the browser, not the time
+    assert "Ada Okafor" in client.get("/portal").text
+
+
 def test_closed_draft_and_unknown_openings(driver, client):
     _, opening, qs = driver
     opening.state = OpeningState.CLOSED

@@ -183,7 +183,7 @@ def opening(org_slug: str, opening_slug: str):
         errors = _refused(questions, {exc.field or "form": exc.message})
         return _form_page(org, row, questions, _typed(questions), errors, 422)
     if created:
-        applicant_session.sign_in(applicant)
+        applicant_session.sign_in(applicant, proven=False)
     else:
         flash(applications.ALREADY_APPLIED, "info")
     return redirect(url_for("public.applied", **slugs))
