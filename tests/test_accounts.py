@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import func, select
 
 from plutomi.extensions import db
 from plutomi.models import Event, Membership, OutboxMessage, Role, User, UserSession
-from tests.conftest import PASSWORD
+from plutomi.services import accounts, throttle
+from tests.conftest import PASSWORD, Auth
 
 
 def signup(client, email="ada@example.com", password=PASSWORD, name="Ada", org_name="Acme"):
@@ -90,15 +92,33 @@ def test_remember_me_sets_a_lasting_cookie(client, auth, make_org):
     assert "remember_token=" in " ".join(response.headers.getlist("Set-Cookie"))
 
 
-def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(client, auth, make_org):
+def test_five_wrong_passwords_lock_out_their_ip_for_fifteen_minutes(app, make_org):
     org = make_org()
     email = org.memberships[0].user.email
+    guesser = Auth(app.test_client())
+    guesser.client.environ_base["REMOTE_ADDR"] = "203.0.113.7"
     for _ in range(5):
-        assert auth.login(email, "wrong password!").status_code == 422
-    response = auth.login(email)  # even the right password is refused now
+        assert guesser.login(email, "wrong password!").status_code == 422
+    response = guesser.login(email)  # even the right password is refused now
     assert response.status_code == 429
     assert "Too many failed logins" in response.text
     assert "15 minutes" in response.text
+    # The owner of the account, elsewhere, is not shut out by someone else's guesses.
+    owner = Auth(app.test_client())
+    owner.client.environ_base["REMOTE_ADDR"] = "198.51.100.2"
+    assert owner.login(email).status_code == 302
+
+
+def test_guesses_at_one_account_from_many_ips_lock_the_account(app, make_org):
+    org = make_org()
+    email = org.memberships[0].user.email
+    for n in range(5 * throttle.ACCOUNT_FACTOR):
+        guesser = Auth(app.test_client())
+        guesser.client.environ_base["REMOTE_ADDR"] = f"203.0.113.{n}"
+        assert guesser.login(email, "wrong password!").status_code == 422
+    owner = Auth(app.test_client())
+    owner.client.environ_base["REMOTE_ADDR"] = "198.51.100.2"
+    assert owner.login(email).status_code == 429
 
 
 def test_failures_from_one_ip_are_counted_across_accounts(client, auth, make_org):
@@ -135,6 +155,55 @@ def test_password_reset_by_emailed_link(client, auth, make_org, run_jobs):
     again = other.get(link)
     assert again.status_code == 404
     assert "used already" in again.text
+
+
+def reset_links(email: str) -> list[str]:
+    return [
+        re.search(r"http://localhost(/password/reset/\S+)", mail.payload["text"]).group(1)
+        for mail in db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+        if mail.payload["to"] == email
+    ]
+
+
+@pytest.mark.parametrize("how", ["reset", "change"])
+def test_a_new_password_ends_every_reset_link_still_out(client, auth, make_org, how):
+    user = make_org().memberships[0].user
+    for _ in range(2):
+        client.post("/password/forgot", data={"email": user.email})
+    first, second = reset_links(user.email)
+    if how == "reset":
+        assert client.post(first, data={"password": "a brand new passphrase"}).status_code == 302
+    else:
+        auth.login(user.email)
+        client.post(
+            "/account",
+            data={
+                "form": "password",
+                "password-current_password": PASSWORD,
+                "password-new_password": "a brand new passphrase",
+            },
+        )
+        assert auth.login(user.email, "a brand new passphrase").status_code == 302
+    stale = client.application.test_client().get(second)
+    assert stale.status_code == 404 and "used already" in stale.text
+
+
+def test_reset_requests_mail_an_account_three_links_an_hour_and_answer_alike(client, make_org):
+    user = make_org().memberships[0].user
+    for _ in range(5):
+        response = client.post("/password/forgot", data={"email": user.email})
+        assert response.status_code == 302  # the same answer, mailed or not
+    assert len(reset_links(user.email)) == accounts.RESETS_PER_HOUR
+
+
+def test_reset_requests_from_one_address_are_limited(client, monkeypatch):
+    monkeypatch.setattr(accounts, "RESET_REQUESTS_PER_IP", 3)
+    for n in range(3):
+        client.post("/password/forgot", data={"email": f"nobody{n}@example.com"})
+    response = client.post("/password/forgot", data={"email": "nobody@example.com"})
+    assert response.status_code == 429
+    assert "Too many reset requests from your address" in response.text
+    assert 'value="nobody@example.com"' in response.text
 
 
 def test_a_wrong_reset_token_gets_a_clear_page(client):

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from plutomi.extensions import db
 from plutomi.models import Event, Invite, Membership, Org, OutboxMessage, Role, User
+from plutomi.services import orgs
 from tests.conftest import PASSWORD, owner_of
 
 # --- helpers -------------------------------------------------------------------------------
@@ -205,6 +206,20 @@ def test_invite_writes_an_outbox_email_with_a_link_that_a_job_delivers(
     db.session.refresh(mail)
     assert mail.state == "done"
     assert mail.transport == "mailbox"
+
+
+def test_a_person_may_send_only_so_many_invites_an_hour(app, make_org, monkeypatch):
+    monkeypatch.setattr(orgs, "INVITES_PER_HOUR", 2)
+    org = make_org("Acme")
+    client = logged_in(app, owner_of(org))
+    for n in range(2):
+        assert invite(client, f"person{n}@example.com").status_code == 302
+    response = invite(client, "person2@example.com")
+    assert response.status_code == 429
+    assert "You have sent 2 invites in the last hour" in html.unescape(response.text)
+    assert "person2@example.com" in response.text  # the form keeps what was typed
+    assert db.session.scalar(select(func.count()).select_from(Invite)) == 2
+    assert mails_to("person2@example.com") == []
 
 
 def test_invite_email_arrives_over_smtp_with_a_stable_message_id(

@@ -104,13 +104,13 @@ def forgot():
     form = ForgotForm()
     if form.validate_on_submit():
         try:
-            accounts.request_password_reset(form.email.data)
-        except Invalid as exc:
+            accounts.request_password_reset(form.email.data, request.remote_addr)
+        except ServiceError as exc:
             show_error(form, exc)
-        else:
-            # The same answer whether or not the account exists.
-            flash("If an account uses that email, a reset link is on its way.", "info")
-            return redirect(url_for("auth.login"))
+            return render_template("auth/forgot.html", form=form), exc.status
+        # The same answer whether or not the account exists.
+        flash("If an account uses that email, a reset link is on its way.", "info")
+        return redirect(url_for("auth.login"))
     return render_template("auth/forgot.html", form=form), 422 if form.errors else 200
 
 

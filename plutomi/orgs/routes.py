@@ -74,6 +74,7 @@ def invite():
             if exc.status == 403:
                 abort(403, exc.message)
             show_error(form, exc)
+            return _members_page(form, 429 if exc.status == 429 else 422)
         else:
             flash(f"Invite sent to {row.email}.", "success")
             return _after_change()

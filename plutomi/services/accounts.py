@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import joinedload
 
 from plutomi.extensions import db
 from plutomi.models import Membership, Org, PasswordReset, User, UserSession, utcnow
 from plutomi.services import orgs, passwords, throttle
-from plutomi.services.errors import Invalid
+from plutomi.services.errors import Invalid, Throttled
 from plutomi.services.events import Actor, record
 from plutomi.services.fields import clean_name, has_control_characters, normalize_email
 from plutomi.services.mail import queue_email
@@ -115,11 +115,39 @@ def _end_other_sessions(user: User, keep_key: str | None) -> None:
     db.session.execute(stmt)
 
 
-def request_password_reset(email: str) -> None:
-    """Mail a reset link when the account exists; the caller answers the same either way."""
+RESETS_PER_HOUR = 3  # links mailed to one account; more requests are answered alike
+RESET_REQUESTS_PER_IP = 20  # an hour, whatever the addresses
+
+
+def _end_other_links(user: User) -> None:
+    """A changed password ends every reset link still out: one captured before must not
+    take the account back."""
+    db.session.execute(
+        update(PasswordReset)
+        .where(PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def request_password_reset(email: str, ip: str | None = None) -> None:
+    """Mail a reset link when the account exists; the caller answers the same either way.
+    Beyond RESETS_PER_HOUR, no more mail (a mailbox flooded by someone else's requests);
+    beyond RESET_REQUESTS_PER_IP from one address, Throttled."""
     email = normalize_email(email)
+    if ip:
+        throttle.rate_limit(
+            f"reset-requests:{ip}",
+            RESET_REQUESTS_PER_IP,
+            3600,
+            "Too many reset requests from your address. Try again in an hour.",
+        )
     user = find_user(email)
     if user is None:
+        return
+    try:
+        throttle.rate_limit(f"resets:{user.id}", RESETS_PER_HOUR, 3600, "")
+    except Throttled:
         return
     token, token_hash = new_token()
     ttl = current_app.config["PASSWORD_RESET_TTL"]
@@ -153,6 +181,7 @@ def reset_password(token: str, new_password: str) -> User:
     passwords.check_policy(new_password, email=user.email)
     user.password_hash = passwords.hash_password(new_password)
     reset.used_at = utcnow()
+    _end_other_links(user)
     _end_other_sessions(user, keep_key=None)
     record("user.password_reset", actor=Actor.user(user), org_id=None)
     db.session.commit()
@@ -171,6 +200,7 @@ def change_password(user: User, current: str, new: str) -> None:
         raise Invalid("That is not your current password.", "current_password")
     passwords.check_policy(new, email=user.email, field="new_password")
     user.password_hash = passwords.hash_password(new)
+    _end_other_links(user)
     _end_other_sessions(user, keep_key=user.session_key)
     record("user.password_changed", actor=Actor.user(user), org_id=None)
     db.session.commit()

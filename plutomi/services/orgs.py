@@ -10,6 +10,7 @@ from sqlalchemy.orm import contains_eager
 
 from plutomi.extensions import db
 from plutomi.models import Invite, Membership, Org, Role, User, utcnow
+from plutomi.services import throttle
 from plutomi.services.errors import Forbidden, Invalid, NotFound
 from plutomi.services.events import Actor, record
 from plutomi.services.fields import clean_name, normalize_email
@@ -201,6 +202,9 @@ def _grantable(actor: Membership, role: Role) -> None:
         raise Forbidden("Only an owner can make someone an owner.")
 
 
+INVITES_PER_HOUR = 50  # a person's, across their orgs
+
+
 def invite(actor: Membership, email: str, role: Role) -> Invite:
     """Mail an invite link; a new invite to the same email replaces the old one."""
     require(actor, Role.ADMIN)
@@ -212,6 +216,14 @@ def invite(actor: Membership, email: str, role: Role) -> Invite:
     )
     if already is not None:
         raise Invalid("This person is a member already.", "email")
+    # Anyone can sign up and invite any address, in words of their choosing (the org's name):
+    # without a limit, a relay for spam from this server's domain.
+    throttle.rate_limit(
+        f"invites:{actor.user_id}",
+        INVITES_PER_HOUR,
+        3600,
+        f"You have sent {INVITES_PER_HOUR} invites in the last hour; send more in a while.",
+    )
     for old in db.session.scalars(
         select(Invite).where(
             Invite.org_id == org.id,

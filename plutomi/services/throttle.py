@@ -16,6 +16,12 @@ from plutomi.services.errors import Throttled
 log = logging.getLogger(__name__)
 
 
+# An account takes this many times an IP's failures before it is locked: one guesser is
+# stopped by their IP's count, so a lock on the account itself (which anyone who knows the
+# address could set off, shutting its owner out) is kept for guessing from many addresses.
+ACCOUNT_FACTOR = 10
+
+
 def _keys(email: str, ip: str | None) -> list[str]:
     digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
     keys = [f"plutomi:login-failures:account:{digest}"]
@@ -25,12 +31,13 @@ def _keys(email: str, ip: str | None) -> list[str]:
 
 
 def check_login(email: str, ip: str | None) -> None:
-    """Refuse the try when the account or the IP has used up its failures."""
+    """Refuse the try when the IP, or the account from everywhere, has used up its failures."""
     limit = current_app.config["LOGIN_MAX_FAILURES"]
     redis = queues.connection
+    keys = _keys(email, ip)
     try:
         pipe = redis.pipeline()
-        for key in _keys(email, ip):
+        for key in keys:
             pipe.get(key)
             pipe.ttl(key)
         values = pipe.execute()
@@ -38,8 +45,9 @@ def check_login(email: str, ip: str | None) -> None:
         # Fail open: a Redis outage must not lock every user out. It is logged loudly.
         log.exception("login throttle unavailable; allowing the attempt")
         return
-    for count, ttl in zip(values[::2], values[1::2], strict=True):
-        if count is not None and int(count) >= limit:
+    limits = [limit * ACCOUNT_FACTOR] + [limit] * (len(keys) - 1)
+    for count, ttl, most in zip(values[::2], values[1::2], limits, strict=True):
+        if count is not None and int(count) >= most:
             minutes = max(1, math.ceil(max(ttl, 0) / 60))
             raise Throttled(
                 f"Too many failed logins. Try again in {minutes} minute"
