@@ -82,9 +82,11 @@ def register_extensions(app: Flask) -> None:
         flash(login_manager.login_message, "info")
         return redirect_to(url_for("auth.login", next=request.full_path.rstrip("?")))
 
+    from plutomi import security_headers
     from plutomi.htmx import flashes_to_trigger
 
     app.after_request(flashes_to_trigger)
+    app.after_request(security_headers.add)
 
     @app.context_processor
     def inject_tenancy():

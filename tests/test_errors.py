@@ -112,6 +112,17 @@ def test_an_error_in_a_view_is_our_500_page_and_rolls_back(app, boom_app, path):
     assert "Traceback" not in json.text
 
 
+@pytest.mark.parametrize(
+    "path", ["/login", "/no-such-page", "/api/v1/openings", "/test-only/raises"]
+)
+def test_every_answer_forbids_framing_sniffing_and_referrers_abroad(boom_app, path):
+    response = boom_app.test_client().get(path)
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+
+
 def test_a_failed_query_still_renders_the_page_for_a_logged_in_user(app, boom_app, make_org):
     """On PostgreSQL a failed statement aborts the transaction; the page's own queries (the
     nav's org switcher) only work because the handler rolled back first."""
