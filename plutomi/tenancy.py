@@ -88,6 +88,7 @@ def org_required(role: Role = Role.VIEWER) -> Callable:
             membership = current_membership()
             if membership is None:
                 return redirect(url_for("orgs.new"))
+            _same_org_as_the_page(membership)
             if not membership.can(role):
                 abort(403, f"This needs the {role.label} role or higher.")
             return view(*args, **kwargs)
@@ -95,6 +96,28 @@ def org_required(role: Role = Role.VIEWER) -> Callable:
         return wrapped
 
     return decorator
+
+
+# The org of the page a request comes from (app.js sends it with every htmx request).
+PAGE_ORG_HEADER = "X-Plutomi-Org"
+
+
+def _same_org_as_the_page(membership: Membership) -> None:
+    """Refuse a change sent from a page of another org than the session's: the user switched
+    org in another tab since this page was drawn, and the change would land in the wrong org
+    (a webhook, an invite, an API key). Reading is left alone."""
+    page_org = request.headers.get(PAGE_ORG_HEADER)
+    if request.method in ("GET", "HEAD", "OPTIONS") or not page_org:
+        return
+    if page_org == membership.org.public_id:
+        return
+    theirs = next((m.org.name for m in memberships() if m.org.public_id == page_org), None)
+    shown = f"This page is of {theirs}" if theirs else "This page is of another org"
+    abort(
+        409,
+        f"{shown}, but you have switched to {membership.org.name} since (in another tab?). "
+        "Nothing was changed: reload the page to go on.",
+    )
 
 
 class PublicIdConverter(BaseConverter):

@@ -7,6 +7,7 @@ here; a route with a URL variable this file cannot fill makes the walk fail unti
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.datastructures import FileStorage
 
+from plutomi import tenancy
 from plutomi.config import from_environment
 from plutomi.extensions import db
 from plutomi.models import (
@@ -514,6 +516,36 @@ def test_a_members_own_pages_show_their_org(app, world):
         response = client.get(url)
         assert response.status_code == 200, url
         assert SECRET in response.text.lower(), url
+
+
+def test_a_change_sent_from_a_page_of_the_org_the_user_left_in_another_tab_is_refused(
+    app, make_user, make_org
+):
+    """Two tabs: the first shows Acme's members, the second switches to Beta. An invite sent
+    from the first tab would go out from Beta; it is refused, and nothing is written."""
+    user = make_user(email="two-tabs@example.com")
+    acme, beta = make_org("Acme", owner=user), make_org("Beta", owner=user)
+    client = app.test_client()
+    Auth(client).login(user.email)
+    client.post("/orgs/switch", data={"org": acme.public_id})
+    page = client.get("/settings/members")
+    assert f'data-org="{acme.public_id}"' in page.text
+    client.post("/orgs/switch", data={"org": beta.public_id})  # the other tab
+    invite = {"email": "someone@example.com", "role": "recruiter"}
+    stale = {"HX-Request": "true", tenancy.PAGE_ORG_HEADER: acme.public_id}
+    response = client.post("/settings/invites", data=invite, headers=stale)
+    assert response.status_code == 409
+    assert response.headers["HX-Reswap"] == "none"
+    messages = [f["message"] for f in json.loads(response.headers["HX-Trigger"])["flash"]]
+    refusal = "This page is of Acme, but you have switched to Beta"
+    assert any(m.startswith(refusal) for m in messages)
+    assert db.session.scalar(select(func.count()).select_from(Invite)) == 0
+    # Reading is left alone; a page of the current org, or no page named, goes through.
+    assert client.get("/settings/members", headers=stale).status_code == 200
+    current = {"HX-Request": "true", tenancy.PAGE_ORG_HEADER: beta.public_id}
+    assert client.post("/settings/invites", data=invite, headers=current).status_code == 200
+    invited = db.session.scalar(select(Invite))
+    assert invited.org_id == beta.id
 
 
 def test_a_users_orgs_take_one_query_even_after_a_commit(app, make_user, make_org):

@@ -2,10 +2,13 @@
 (function () {
   "use strict";
 
-  // Every htmx request carries the CSRF token of the page as it is now (see base.html).
+  // Every htmx request carries the CSRF token of the page as it is now (see base.html), and
+  // the org the page shows: a change sent after another tab switched org is refused.
   document.body.addEventListener("htmx:configRequest", function (event) {
     var token = document.getElementById("csrf-token");
-    if (token) event.detail.headers["X-CSRFToken"] = token.dataset.token;
+    if (!token) return;
+    event.detail.headers["X-CSRFToken"] = token.dataset.token;
+    if (token.dataset.org) event.detail.headers["X-Plutomi-Org"] = token.dataset.org;
   });
 
   // Flashes that an htmx partial did not render arrive as an HX-Trigger "flash" event.

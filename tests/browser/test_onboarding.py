@@ -8,7 +8,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from plutomi.extensions import db
-from plutomi.models import Org
+from plutomi.models import Invite, Org
 from tests.browser.conftest import mark_page, same_page
 from tests.conftest import PASSWORD
 
@@ -96,6 +96,25 @@ def test_sign_up_invite_a_teammate_who_joins_and_switches_orgs(
     expect(teammate.get_by_role("status").first).to_contain_text("Grace Labs is ready.")
     expect(selected_org(teammate)).to_have_text("Grace Labs")
     expect(teammate.locator("#org-select option")).to_have_text(["Acme Hiring", "Grace Labs"])
+
+    # Two tabs: this one shows Grace Labs' members, another switches to Acme Hiring. An
+    # invite sent from this tab then is refused, not sent from the org the other tab chose.
+    teammate.goto("/settings/members")
+    mark_page(teammate)
+    other_tab = teammate.context.new_page()
+    other_tab.goto("/openings")
+    other_tab.get_by_label("Organisation").select_option(label="Acme Hiring")
+    other_tab.get_by_role("button", name="Switch", exact=True).click()
+    expect(other_tab.get_by_role("status").first).to_contain_text("Switched to Acme Hiring.")
+    other_tab.close()
+    teammate.get_by_label("Email").fill("someone@example.com")
+    teammate.get_by_role("button", name="Send invite").click()
+    expect(teammate.get_by_role("alert")).to_contain_text(
+        "This page is of Grace Labs, but you have switched to Acme Hiring"
+    )
+    expect(teammate.get_by_label("Email")).to_have_value("someone@example.com")
+    assert same_page(teammate)
+    assert db.session.scalar(select(Invite).where(Invite.email == "someone@example.com")) is None
 
     teammate.get_by_label("Organisation").select_option(label="Acme Hiring")
     teammate.get_by_role("button", name="Switch", exact=True).click()
