@@ -9,6 +9,7 @@ session (idle timeout, a per-session limit) gets one fresh session for that emai
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import ssl
 import threading
@@ -21,7 +22,7 @@ from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
 from flask import current_app
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select, update
 
 from plutomi.extensions import db
 from plutomi.models import Applicant, Event, OutboxMessage, utcnow
@@ -165,10 +166,48 @@ def _send_smtp(url: str, mail: Message) -> None:
         raise
 
 
+# The links whose last part is a secret: a portal sign-in, a password reset, an invite, an
+# unsubscribe. The database keeps only their hashes; the email row keeps them until sent.
+SECRET_LINK = re.compile(r"(/(?:portal|password/reset|invites|unsubscribe)/)[^\s/?#>]+")
+SENT_SECRET = r"\1(removed once sent)"
+
+
+def without_secrets(payload: dict) -> dict | None:
+    """The payload with its links' secrets taken out, or None when it holds none."""
+    changed = dict(payload)
+    for field in ("text", "unsubscribe"):
+        if isinstance(payload.get(field), str):
+            changed[field] = SECRET_LINK.sub(SENT_SECRET, payload[field])
+    return changed if changed != payload else None
+
+
+_FORGET = (
+    update(OutboxMessage.__table__)
+    .where(OutboxMessage.__table__.c.id == bindparam("row_id"))
+    .values(payload=bindparam("kept"))
+)
+
+
+def _forget_secrets(messages: list[OutboxMessage]) -> None:
+    """Sent emails keep no live link: a copy of the database (a backup, a replica) must not
+    open an applicant's application or reset a password. The dev mailbox, whose rows are the
+    only copy of its mail, keeps them."""
+    if not current_app.config.get("SMTP_URL"):
+        return
+    kept = [
+        {"row_id": m.id, "kept": payload}
+        for m in messages
+        if (payload := without_secrets(m.payload)) is not None
+    ]
+    if kept:
+        db.session.execute(_FORGET, kept)
+
+
 def _record_sent(messages: list[OutboxMessage]) -> None:
     """Each sent email's applicant.emailed on its applicant's timeline, in the outbox's
     transaction (not committed here): the outbox commits the events with the rows marked done,
-    and rolls them back if the claim was lost."""
+    and rolls them back if the claim was lost. Their links' secrets go (_forget_secrets)."""
+    _forget_secrets(messages)
     wanted = {m.payload["applicant_id"] for m in messages if m.payload.get("applicant_id")}
     if not wanted:
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ import pytest
 import time_machine
 from sqlalchemy import func, select, update
 
+from plutomi import mailer
 from plutomi.extensions import db, queues
 from plutomi.models import OutboxMessage, OutboxState, utcnow
 from plutomi.services import outbox
@@ -128,10 +130,31 @@ def test_run_jobs_delivers_over_smtp(make_app, smtp_server, run_jobs):
         assert done.done_at is not None
         assert done.lease_until is None
         assert done.last_error is None
+        # Sent, the row keeps no live link: a copy of the database resets no password.
+        assert "tok-smtp" not in json.dumps(done.payload)
+        assert "/password/reset/(removed once sent)" in done.payload["text"]
+        assert done.payload["subject"] == "Reset your Plutomi password"
 
         # Running the jobs again sends nothing twice.
         assert run_jobs() == 0
         assert len(smtp_server.messages) == 1
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://jobs.example.com/portal/Ab_9-x",
+        "https://jobs.example.com/password/reset/Ab_9-x",
+        "https://jobs.example.com/invites/Ab_9-x",
+        "https://jobs.example.com/unsubscribe/Ab_9-x.sig",
+    ],
+)
+def test_every_kind_of_secret_link_is_taken_out_and_nothing_else(link):
+    payload = {"to": "a@example.com", "text": f"Open {link}\nor https://example.com/jobs/x\n"}
+    kept = mailer.without_secrets(payload)
+    assert "Ab_9-x" not in kept["text"]
+    assert "https://example.com/jobs/x" in kept["text"]
+    assert mailer.without_secrets({"to": "a@example.com", "text": "No links."}) is None
 
 
 def test_an_address_with_a_domain_of_other_letters_is_delivered_over_smtp(
