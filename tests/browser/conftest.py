@@ -93,13 +93,23 @@ def new_context(browser, live_server) -> Iterator[Callable]:
         context.close()
 
 
+def settled(page) -> None:
+    """Wait until htmx has answered and set up what it swapped in (its forms bound, Sortable
+    made by htmx.onLoad): an element seen in the page may not be ready to act on yet."""
+    page.wait_for_function(
+        "!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )
+
+
 def mark_page(page) -> None:
     """Mark the page once its scripts have run, so that a later full page load shows.
 
-    Waiting for the load event matters: a click before htmx has bound its handlers submits
-    the form the plain way, which works but reloads the page and drops the mark.
+    Waiting matters: a click before htmx has bound its handlers (to a page just loaded, or
+    just swapped in by a boosted link) submits the form the plain way, which works but
+    reloads the page and drops the mark.
     """
     page.wait_for_load_state("load")
+    settled(page)
     page.evaluate("window.plutomiSamePage = true")
 
 

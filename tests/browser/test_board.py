@@ -13,7 +13,7 @@ from plutomi import ranks
 from plutomi.extensions import db
 from plutomi.models import Applicant, Opening, Org, Stage
 from plutomi.services import openings
-from tests.browser.conftest import mark_page, same_page
+from tests.browser.conftest import mark_page, same_page, settled
 from tests.conftest import PASSWORD, owner_of
 
 # The live poll runs every 4 s; a change shows within one poll plus the request.
@@ -145,7 +145,9 @@ def test_the_board_reached_by_links_after_logging_in_drags_too(new_context, boar
     The board's script must set up dragging, and the token must be the new session's."""
     b = board
     page = log_in(new_context, owner_of(b.org).email)
+    settled(page)
     page.get_by_role("link", name=re.compile("Night Courier")).first.click()
+    settled(page)
     page.get_by_role("link", name="Open the board").click()
     expect(page).to_have_url(re.compile(r"/board$"))
     expect(page.locator(".cards[data-sortable]")).to_have_count(3)
@@ -199,6 +201,8 @@ def test_a_stale_drag_is_refused_and_the_columns_redrawn(new_context, make_membe
     expect(count(first, b.interview)).to_have_text("1")
     expect(cards(first, b.applied)).to_have_text(["Ada Courier", "Cleo Courier", "Dev Courier"])
     expect(count(first, b.applied)).to_have_text("3")
+    # The redrawn columns are sortable again (board.js, once htmx has set them up).
+    expect(first.locator(".cards[data-sortable]")).to_have_count(3)
     # The redrawn card carries the new version: moving it now works.
     with first.expect_response(is_move) as answer:
         drag(card(first, b, "Ben"), card(first, b, "Eve"))

@@ -10,20 +10,12 @@ from sqlalchemy import select
 
 from plutomi.extensions import db
 from plutomi.models import Answer, QuestionType, Rule
-from tests.browser.conftest import mark_page, same_page
+from tests.browser.conftest import mark_page, same_page, settled
 from tests.conftest import PASSWORD, owner_of
 
 
 def fields_swapped(response) -> bool:
     return "/rules/condition-fields" in response.url
-
-
-def settled(page) -> None:
-    """Wait until htmx has swapped and set up what it received: a select it has not processed
-    yet would change without asking the server."""
-    page.wait_for_function(
-        "!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
-    )
 
 
 def test_build_a_rule_with_htmx_rows_and_dry_run_it(
