@@ -9,7 +9,6 @@ session (idle timeout, a per-session limit) gets one fresh session for that emai
 from __future__ import annotations
 
 import contextlib
-import re
 import smtplib
 import ssl
 import threading
@@ -24,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 from flask import current_app
 from sqlalchemy import bindparam, insert, select, update
 
+from plutomi import secret_links
 from plutomi.extensions import db
 from plutomi.models import Applicant, Event, OutboxMessage, utcnow
 from plutomi.services.events import Actor
@@ -166,18 +166,12 @@ def _send_smtp(url: str, mail: Message) -> None:
         raise
 
 
-# The links whose last part is a secret: a portal sign-in, a password reset, an invite, an
-# unsubscribe. The database keeps only their hashes; the email row keeps them until sent.
-SECRET_LINK = re.compile(r"(/(?:portal|password/reset|invites|unsubscribe)/)[^\s/?#>]+")
-SENT_SECRET = r"\1(removed once sent)"
-
-
 def without_secrets(payload: dict) -> dict | None:
     """The payload with its links' secrets taken out, or None when it holds none."""
     changed = dict(payload)
     for field in ("text", "unsubscribe"):
         if isinstance(payload.get(field), str):
-            changed[field] = SECRET_LINK.sub(SENT_SECRET, payload[field])
+            changed[field] = secret_links.hidden(payload[field], "(removed once sent)")
     return changed if changed != payload else None
 
 
