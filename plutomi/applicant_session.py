@@ -33,6 +33,11 @@ def sign_in(applicant: Applicant, *, proven: bool = True) -> None:
     g.applicant = applicant
 
 
+def proven() -> bool:
+    """Whether this browser's session came from a followed link, not only from applying."""
+    return UNPROVEN_KEY not in session
+
+
 def sign_out() -> None:
     session.pop(SESSION_KEY, None)
     session.pop(UNPROVEN_KEY, None)

@@ -98,6 +98,13 @@ def link_in(message: OutboxMessage) -> str:
     return LINK.search(message.payload["text"]).group(1)
 
 
+def follow(client, link: str):
+    """Open a mailed portal link as a person does: its page, then its button (a POST)."""
+    page = client.get(link)
+    assert page.status_code == 200 and "Continue to my application" in page.text
+    return client.post(link)
+
+
 def last_mail() -> OutboxMessage:
     return db.session.scalar(select(OutboxMessage).order_by(OutboxMessage.id.desc()))
 
@@ -150,7 +157,7 @@ def test_apply_creates_the_applicant_answers_events_and_the_email(driver, run_jo
     db.session.refresh(mail)
     assert mail.state == "done"
     # The mailed link opens the portal on this application.
-    response = client.get(link_in(mail))
+    response = follow(client, link_in(mail))
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/portal")
     page = client.get("/portal")
@@ -448,7 +455,7 @@ def test_a_browser_that_applied_in_anothers_name_is_signed_out_once_they_follow_
     assert "Ada Okafor" in client.get("/portal").text
     owner = client.application.test_client()
     owner.post("/jobs/acme/delivery-driver", data=apply_form(qs))  # "you already applied"
-    assert owner.get(link_in(last_mail())).status_code == 302
+    assert follow(owner, link_in(last_mail())).status_code == 302
     assert "Ada Okafor" in owner.get("/portal").text
     page = client.get("/portal")
     assert "Ada Okafor" not in page.text and "open the link we emailed you" in page.text
@@ -459,9 +466,25 @@ def test_a_browser_that_applied_in_anothers_name_is_signed_out_once_they_follow_
 def test_a_browser_that_applied_and_then_follows_its_own_link_stays_signed_in(driver, client):
     _, _, qs = driver
     client.post("/jobs/acme/delivery-driver", data=apply_form(qs))
-    client.get(link_in(last_mail()))
-    client.get(link_in(last_mail()))  # twice: the link proves the browser, not the time
+    link = link_in(last_mail())
+    follow(client, link)
+    # Proven now, the browser goes straight in by the link, and again by its button.
+    assert client.get(link).headers["Location"].endswith("/portal")
+    assert client.post(link).status_code == 302
     assert "Ada Okafor" in client.get("/portal").text
+
+
+def test_a_link_opened_but_not_followed_signs_in_no_one_and_ends_no_session(driver, client):
+    """Mail scanners open every link in an email: opening it only shows its button."""
+    _, _, qs = driver
+    client.post("/jobs/acme/delivery-driver", data=apply_form(qs))
+    link = link_in(last_mail())
+    scanner = client.application.test_client()
+    page = scanner.get(link)
+    assert page.status_code == 200 and "Delivery Driver" in page.text
+    assert "Ada Okafor" not in scanner.get("/portal").text
+    assert db.session.scalar(select(MagicLink.last_used_at)) is None
+    assert "Ada Okafor" in client.get("/portal").text  # the applying browser is still in
 
 
 def test_closed_draft_and_unknown_openings(driver, client):
@@ -685,8 +708,11 @@ def test_portal_without_a_link(driver, client):
     response = client.post("/portal/link", data={"email": "ada@example.com"})
     assert response.status_code == 200 and "Check your email" in response.text
     assert counts()["OutboxMessage"] == before + 1
-    forged = client.get("/portal/not-a-real-token-at-all")
-    assert forged.status_code == 404 and "This link is not valid" in forged.text
+    for forged in (
+        client.get("/portal/not-a-real-token-at-all"),
+        client.post("/portal/not-a-real-token-at-all"),
+    ):
+        assert forged.status_code == 404 and "This link is not valid" in forged.text
     assert "Ada" not in client.get("/portal").text
 
 
@@ -695,10 +721,10 @@ def test_an_expired_link_says_so_and_offers_a_new_one(driver, client):
     applications.apply(opening, "Ada", "ada@example.com", good_answers(qs))
     link = link_in(last_mail())
     with time_machine.travel(utcnow() + timedelta(days=31)):
-        response = client.get(link)
-    assert response.status_code == 410
-    assert "This link has expired" in response.text
-    assert 'action="/jobs/acme/delivery-driver/link"' in response.text
+        for response in (client.get(link), client.post(link)):
+            assert response.status_code == 410
+            assert "This link has expired" in response.text
+            assert 'action="/jobs/acme/delivery-driver/link"' in response.text
 
 
 def test_preview_needs_a_login_and_stays_in_its_org(driver, client, make_org, make_opening):

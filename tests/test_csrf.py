@@ -345,6 +345,20 @@ def test_saving_a_portal_answer_by_htmx_needs_the_header_token(csrf_app, job):
     assert answer.value == "0113 496 0000"
 
 
+def test_following_a_portal_link_needs_its_pages_token(csrf_app, job):
+    """Another site cannot sign its visitor into an application of its choosing."""
+    _, _, cv, _ = job
+    _applied(csrf_app.test_client(), cv)
+    mail = db.session.scalar(select(OutboxMessage).order_by(OutboxMessage.id.desc()))
+    link = re.search(r"http://localhost(/portal/\S+)", mail.payload["text"]).group(1)
+    visitor = csrf_app.test_client()
+    assert_csrf_page(visitor.post(link))
+    assert "Ada Okafor" not in visitor.get("/portal").text
+    response = visitor.post(link, data={"csrf_token": form_token(visitor.get(link).text)})
+    assert response.status_code == 302
+    assert "Ada Okafor" in visitor.get("/portal").text
+
+
 def test_withdrawing_needs_the_token(csrf_app, job):
     _, _, cv, _ = job
     client = csrf_app.test_client()

@@ -72,6 +72,7 @@ PUBLIC_ENDPOINTS = {
     "public.request_link",
     "public.schema",
     "public.portal_link",
+    "public.portal_link_open",
     "public.portal",
     "public.portal_answer",
     "public.portal_withdraw",

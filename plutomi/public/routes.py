@@ -228,17 +228,38 @@ def schema(org_slug: str, opening_slug: str):
 # --- the applicant's portal -----------------------------------------------------------------
 
 
-@bp.get("/portal/<token>")
-def portal_link(token: str):
-    try:
-        applicant = applications.open_link(token)
-    except applications.LinkExpired as exc:
+def _link_refused(exc: Invalid):
+    if isinstance(exc, applications.LinkExpired):
         org = db.session.get(Org, exc.opening.org_id)
         return render_template(
             "public/link_invalid.html", message=exc.message, opening=exc.opening, org=org
         ), 410
+    return render_template("public/link_invalid.html", message=exc.message, opening=None), 404
+
+
+@bp.get("/portal/<token>")
+def portal_link(token: str):
+    """The link's page asks for a click, which posts: a mail scanner that opens every link
+    signs no one in (and ends no browser's session begun by applying), and no other site
+    can sign a visitor into an application of its choosing."""
+    try:
+        link = applications.find_link(token)
     except Invalid as exc:
-        return render_template("public/link_invalid.html", message=exc.message, opening=None), 404
+        return _link_refused(exc)
+    current = applicant_session.current_applicant()
+    if current is not None and current.id == link.applicant_id and applicant_session.proven():
+        return redirect(url_for("public.portal"))
+    opening = link.applicant.opening
+    org = db.session.get(Org, opening.org_id)
+    return render_template("public/portal_continue.html", opening=opening, org=org)
+
+
+@bp.post("/portal/<token>")
+def portal_link_open(token: str):
+    try:
+        applicant = applications.open_link(token)
+    except Invalid as exc:
+        return _link_refused(exc)
     applicant_session.sign_in(applicant)
     return redirect(url_for("public.portal"))
 

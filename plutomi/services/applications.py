@@ -505,8 +505,8 @@ def request_links(email: str) -> None:
     db.session.commit()
 
 
-def open_link(token: str) -> Applicant:
-    """The applicant a magic link opens, or a clear message why it cannot be used."""
+def find_link(token: str) -> MagicLink:
+    """The magic link of this token, unused as yet, or a clear message why it cannot be used."""
     link = None
     if token and len(token) <= 200 and not has_control_characters(token):
         link = db.session.scalar(select(MagicLink).where(MagicLink.token_hash == hash_token(token)))
@@ -521,6 +521,12 @@ def open_link(token: str) -> Applicant:
             "This link has expired. Ask for a new one and we will email it to you.",
             link.applicant.opening,
         )
+    return link
+
+
+def open_link(token: str) -> Applicant:
+    """The applicant a magic link opens (find_link), the link marked as used."""
+    link = find_link(token)
     link.last_used_at = utcnow()
     applicant = link.applicant
     db.session.commit()

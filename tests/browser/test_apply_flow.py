@@ -181,6 +181,7 @@ def test_build_publish_apply_continue_and_read_the_application(
     # The link alone opens the application: a browser that never applied.
     portal = new_context().new_page()
     portal.goto(link)
+    portal.get_by_role("button", name="Continue to my application").click()
     expect(portal).to_have_url(re.compile(r"/portal$"))
     expect(portal.get_by_role("heading", name="Your application")).to_be_visible()
     remaining = portal.locator(".remaining .portal-question")
