@@ -1,4 +1,4 @@
-"""Flask CLI commands: `flask demo`, `flask outbox sweep`."""
+"""Flask CLI commands: `flask demo`, `flask sweep`."""
 
 from __future__ import annotations
 

@@ -64,6 +64,8 @@ def from_environment(instance_path: Path) -> dict:
         "UPLOAD_DIR": os.environ.get("UPLOAD_DIR") or str(instance_path / "uploads"),
         "MAX_UPLOAD_MB": int(os.environ.get("MAX_UPLOAD_MB", "10")),
         "ALLOW_PRIVATE_WEBHOOK_TARGETS": _flag("ALLOW_PRIVATE_WEBHOOK_TARGETS"),
+        # Off: accounts come only by invite (a private server's usual choice).
+        "ALLOW_SIGNUP": _flag("ALLOW_SIGNUP", default=True),
         "TRUSTED_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),
         "LOGIN_MAX_FAILURES": int(os.environ.get("LOGIN_MAX_FAILURES", "5")),
         "LOGIN_FAILURE_WINDOW": timedelta(minutes=15),

@@ -74,9 +74,16 @@ def main() -> int:
     else:
         login = f"Log in as {demo.EMAIL} (its password was printed on the first run)"
     lines = [login]
-    if os.environ.get("DEV_MAILBOX") == "1":
-        lines.append(f"Mail is captured, not sent: read it at {url}/dev/mailbox")
-    lines.append(f"Ctrl-C stops everything; the data stays in {_shown(instance)}.")
+    if app.config["DEV_MAILBOX"]:
+        lines.append(
+            f"Mail is captured, not sent: read it at {url}/dev/mailbox "
+            "(a lost password too: 'Forgot your password?' mails its link there)"
+        )
+    if os.environ.get("DATABASE_URL"):
+        kept = f"the database is DATABASE_URL's; uploads stay in {_shown(instance)}"
+    else:
+        kept = f"the data stays in {_shown(instance)}"
+    lines.append(f"Ctrl-C stops everything; {kept}.")
 
     procfile = parse_procfile(Path(ROOT / "Procfile").read_text())
     manager = Manager()

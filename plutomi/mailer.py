@@ -18,7 +18,7 @@ from email.message import Message
 from email.policy import compat32
 from email.utils import formataddr, formatdate, parseaddr
 from functools import lru_cache
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from flask import current_app
 from sqlalchemy import bindparam, insert, select, update
@@ -82,6 +82,20 @@ def build(message: OutboxMessage) -> Message:
     return mail
 
 
+def _starttls(query: str) -> bool:
+    """?starttls=1 (or true, yes, on): anything else that names it is refused, as sending in
+    plain text by a typo would be silent."""
+    values = parse_qs(query, keep_blank_values=True).get("starttls")
+    if not values:
+        return False
+    value = values[-1].strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"SMTP_URL's starttls must be 1 or 0, not {values[-1]!r}")
+
+
 def _smtp(url: str) -> smtplib.SMTP:
     """smtp://user:pass@host:port (add ?starttls=1 to upgrade), or smtps:// for implicit TLS."""
     parts = urlsplit(url)
@@ -95,7 +109,7 @@ def _smtp(url: str) -> smtplib.SMTP:
     else:
         raise ValueError(f"SMTP_URL must start with smtp:// or smtps://, not {parts.scheme}://")
     try:
-        if parts.scheme == "smtp" and "starttls=1" in parts.query:
+        if parts.scheme == "smtp" and _starttls(parts.query):
             client.starttls(context=ssl.create_default_context())
         if parts.username:
             client.login(unquote(parts.username), unquote(parts.password or ""))

@@ -36,6 +36,25 @@ def test_signup_creates_user_org_and_owner_membership(client):
     assert "Acme" in page.text
 
 
+def test_a_server_may_close_sign_up_and_take_accounts_by_invite_only(make_app):
+    closed_app = make_app(ALLOW_SIGNUP=False)
+    closed = closed_app.test_client()
+    for response in (
+        closed.get("/signup"),
+        closed.post(
+            "/signup",
+            data={"name": "Eve", "email": "eve@example.com", "password": PASSWORD, "org_name": "X"},
+        ),
+    ):
+        assert response.status_code == 403
+        assert "Sign-up is closed on this server" in response.text
+    with closed_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(User)) == 0
+    for page in ("/login", "/"):
+        assert 'href="/signup"' not in closed.get(page, follow_redirects=True).text
+    assert 'href="/signup"' in make_app().test_client().get("/login").text
+
+
 def test_signup_errors_are_shown_next_to_their_fields(client, make_user):
     make_user(email="taken@example.com")
     cases = [

@@ -250,6 +250,8 @@ def test_smtp_down_retries_with_backoff_until_dead(make_app):
     [
         ("smtp://user:secret@{host}:{port}", "SMTP AUTH extension not supported"),
         ("smtp://{host}:{port}?starttls=1", "STARTTLS extension not supported"),
+        ("smtp://{host}:{port}?starttls=true", "STARTTLS extension not supported"),
+        ("smtp://{host}:{port}?starttls=ture", "starttls must be 1 or 0, not 'ture'"),
         ("ftp://{host}:{port}", "SMTP_URL must start with smtp:// or smtps://"),
     ],
 )

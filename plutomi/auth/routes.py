@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 
 from plutomi import tenancy
@@ -39,10 +49,15 @@ def log_in(user, remember: bool) -> None:
     login_user(user, remember=remember)
 
 
+SIGNUP_CLOSED = "Sign-up is closed on this server: ask an admin of your organisation to invite you."
+
+
 @bp.route("/signup", methods=["GET", "POST"])
 def signup():
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
+    if not current_app.config["ALLOW_SIGNUP"]:
+        abort(403, SIGNUP_CLOSED)
     form = SignupForm()
     if form.validate_on_submit():
         try:
