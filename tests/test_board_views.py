@@ -11,7 +11,7 @@ from sqlalchemy import Engine, event, func, select
 
 from plutomi.extensions import db
 from plutomi.models import Applicant, BulkAction, Membership, Role, Stage, Trigger
-from plutomi.services import bulk, moves
+from plutomi.services import bulk, moves, openings
 from tests.conftest import owner_membership, owner_of
 from tests.test_applicant_page import counting_queries
 from tests.test_board import column, fill
@@ -247,6 +247,31 @@ def test_the_live_poll_answers_204_or_the_changed_cards(client, world):
     assert f'id="card-{people[1].public_id}"' in inbox
     assert f'data-stage="{opening.stages[2].public_id}"' in inbox
     assert re.search(r'id="board-live" hx-swap-oob="true"', answer.text)
+
+
+@pytest.mark.parametrize("change", ["add", "rename", "delete", "reorder"])
+def test_a_board_drawn_before_its_stages_changed_reloads_on_its_next_poll(client, world, change):
+    """Its cards would have no column to go to (or sit in one that is gone)."""
+    org, opening, _ = world
+    html = client.get(board_url(opening)).text
+    poll = re.search(r'id="board-live"\s+hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert client.get(poll, headers=HX).status_code == 204
+    owner = db.session.scalar(select(Membership).where(Membership.org_id == org.id))
+    _, review, last = opening.stages
+    pid = opening.public_id
+    if change == "add":
+        openings.add_stage(owner, pid, "Onboarding call")
+    elif change == "rename":
+        openings.rename_stage(owner, pid, review.public_id, "Phone screen")
+    elif change == "delete":
+        openings.delete_stage(owner, pid, last.public_id, move_to=review.public_id)
+    else:
+        openings.move_stage(owner, pid, last.public_id, "up")
+    answer = client.get(poll, headers=HX)
+    assert answer.status_code == 204 and answer.headers["HX-Refresh"] == "true"
+    fresh = client.get(board_url(opening)).text
+    poll = re.search(r'id="board-live"\s+hx-get="([^"]+)"', fresh).group(1).replace("&amp;", "&")
+    assert "HX-Refresh" not in client.get(poll, headers=HX).headers
 
 
 def test_bulk_actions_at_once_and_as_a_job_with_progress(client, world, monkeypatch, run_jobs):

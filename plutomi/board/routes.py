@@ -39,6 +39,11 @@ T = TypeVar("T")
 
 
 @bp.app_template_global()
+def board_layout(stages: list[Stage]) -> str:
+    return boards.layout(stages)
+
+
+@bp.app_template_global()
 def board_args(f: boards.BoardFilter | None) -> dict[str, str | list[str]]:
     """The filter as url_for() arguments (answer filters repeat)."""
     args: dict[str, str | list[str]] = {}
@@ -315,6 +320,10 @@ def changes(opening_id: str):
     Every open board asks every few seconds: the opening, its stages and board questions
     come in one statement."""
     opening = _board_opening(opening_id)
+    drawn = request.args.get("layout")
+    if drawn is not None and drawn != boards.layout(opening.stages):
+        # Stages were added, deleted, renamed or reordered since this board was drawn.
+        return "", 204, {"HX-Refresh": "true"}
     f, errors = _filter(opening)
     if errors:
         return "", 204

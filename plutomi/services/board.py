@@ -9,6 +9,7 @@ answers, tags and duplicate flags in one query each.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -323,6 +324,13 @@ def first_pages(stage_ids: list[int], f: BoardFilter, limit: int = PAGE) -> dict
     for cards in grouped.values():  # a UNION promises no order; each part was ranked
         cards.sort(key=lambda card: (card.rank, card.id))
     return grouped
+
+
+def layout(stages: Iterable[Stage]) -> str:
+    """A short key of the columns a board draws (stages, their names and order): a poll
+    from a board drawn with other columns has it reload, as its cards have nowhere to go."""
+    drawn = "\n".join(f"{stage.public_id} {stage.name}" for stage in stages)
+    return hashlib.blake2b(drawn.encode(), digest_size=6).hexdigest()
 
 
 def cursor(opening: Opening) -> int:
