@@ -11,6 +11,80 @@
     if (token.dataset.org) event.detail.headers["X-Plutomi-Org"] = token.dataset.org;
   });
 
+  function sending(event) {
+    var config = event.detail.requestConfig;
+    return Boolean(config && config.verb && config.verb !== "get");
+  }
+
+  // A form sent by htmx is not sent again until its answer is in, nor after an answer that
+  // leaves the page (HX-Redirect): a double click made two openings. What a person sends
+  // also clears the messages of what they did before.
+  document.body.addEventListener("htmx:beforeRequest", function (event) {
+    if (!sending(event)) return;
+    document.querySelectorAll("#flashes > .flash, .flashes-inline > .flash").forEach(function (old) {
+      old.remove();
+    });
+    var form = event.detail.elt;
+    if (form.tagName !== "FORM") return;
+    form.querySelectorAll("button, input[type=submit]").forEach(function (button) {
+      if (button.disabled) return;
+      button.disabled = true;
+      button.dataset.sending = "1";
+    });
+  });
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail.elt;
+    if (form.tagName !== "FORM") return;
+    var xhr = event.detail.xhr;
+    if (event.detail.successful && xhr && xhr.getResponseHeader("HX-Redirect")) return;
+    form.querySelectorAll("[data-sending]").forEach(function (button) {
+      button.disabled = false;
+      delete button.dataset.sending;
+    });
+  });
+
+  // After a swap, the keyboard stays where it was: on the control that sent the request,
+  // found again in what came back by its id or its name, else on the section swapped in.
+  var focused = null;
+  document.body.addEventListener("htmx:beforeRequest", function (event) {
+    var active = document.activeElement;
+    // Only a request the focused control (or its form) sent: not a poll's.
+    if (!active || active === document.body || !event.detail.elt.contains(active)) return;
+    focused = {
+      element: active,
+      id: active.id,
+      label: active.getAttribute("aria-label"),
+      text: active.tagName === "BUTTON" ? active.textContent.trim() : "",
+    };
+  });
+  function findAgain(was, within) {
+    if (was.id && document.getElementById(was.id)) return document.getElementById(was.id);
+    if (was.label) {
+      var named = document.querySelector('[aria-label="' + CSS.escape(was.label) + '"]');
+      if (named) return named;
+    }
+    if (was.text) {
+      var buttons = within.querySelectorAll("button");
+      for (var i = 0; i < buttons.length; i++) {
+        if (buttons[i].textContent.trim() === was.text) return buttons[i];
+      }
+    }
+    return null;
+  }
+  document.body.addEventListener("htmx:afterSettle", function (event) {
+    var was = focused;
+    if (!was || document.contains(was.element)) return;
+    if (document.activeElement && document.activeElement !== document.body) return;
+    focused = null;
+    var target = event.detail.target || document.body;
+    var again = findAgain(was, target);
+    if (!again && target !== document.body && document.contains(target)) {
+      if (!target.hasAttribute("tabindex")) target.setAttribute("tabindex", "-1");
+      again = target;
+    }
+    if (again) again.focus();
+  });
+
   // Flashes that an htmx partial did not render arrive as an HX-Trigger "flash" event.
   document.body.addEventListener("flash", function (event) {
     var box = document.getElementById("flashes");

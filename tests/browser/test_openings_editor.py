@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from playwright.sync_api import expect
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from plutomi.extensions import db
 from plutomi.models import Opening
@@ -71,3 +71,38 @@ def test_build_an_opening_and_reorder_its_stages(new_context, make_org):
     expect(page.locator("#stages code", has_text="full_name")).to_be_visible()
     assert page.locator("section#stages").count() == 1
     assert same_page(page)
+
+
+def test_a_double_click_makes_one_opening_and_the_keyboard_stays_on_its_control(
+    new_context, make_org
+):
+    org = make_org("Acme")
+    page = new_context().new_page()
+    page.goto("/login")
+    page.get_by_label("Email").fill(owner_of(org).email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/openings$"))
+
+    # The second click finds the button disabled until the page has moved on.
+    page.get_by_label("Name").fill("Night Courier")
+    page.get_by_role("button", name="Create opening").dblclick()
+    expect(page).to_have_url(re.compile(r"/openings/\w+/edit$"))
+    assert db.session.scalar(select(func.count()).where(Opening.name == "Night Courier")) == 1
+
+    for name in ("Applied", "Screen", "Offer"):
+        page.get_by_label("New stage").fill(name)
+        page.get_by_role("button", name="Add stage").click()
+        expect(page.locator(f'#stage-list input[name=name][value="{name}"]')).to_have_count(1)
+    # What was said of the last action alone is shown.
+    expect(page.locator(".flash")).to_have_count(1)
+    expect(page.locator(".flash")).to_contain_text("Offer")
+
+    # Move up by keyboard: after the section is drawn again, the focus is on the same button.
+    move_up = page.get_by_role("button", name="Move Offer up")
+    move_up.focus()
+    page.keyboard.press("Enter")
+    expect(stage_input(page, 1)).to_have_value("Offer")
+    expect(page.get_by_role("button", name="Move Offer up")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(stage_input(page, 0)).to_have_value("Offer")
