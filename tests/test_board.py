@@ -211,7 +211,7 @@ def test_refusals_name_the_problem_and_change_nothing(setup, make_opening, make_
         moves.move(outsider, mover.public_id, review.public_id)
 
     moves.reject(actor, people[1].public_id, "No licence")
-    with pytest.raises(Conflict, match="rejected; restore them"):
+    with pytest.raises(Conflict, match="rejected now; restore them first"):
         moves.move(actor, people[1].public_id, review.public_id)
     people[2].status = ApplicantStatus.WITHDRAWN
     db.session.commit()

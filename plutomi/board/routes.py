@@ -398,14 +398,18 @@ def bulk_progress(opening_id: str, bulk_id: str):
 
 def _applicant_action(applicant_id: str, action, success: str):
     """Run a move, reject or restore from the applicant page or panel. Success redirects (303)
-    to the applicant, whose page the form selects its #applicant from; a refusal redraws the
-    actions with the message next to its field."""
+    to the applicant, whose page the form selects its #applicant from; so does a conflict
+    (someone else changed them meanwhile), with its message, as the page is stale. Bad input
+    redraws the actions with the message next to its field."""
     try:
         applicant = action()
     except ServiceError as exc:
         db.session.rollback()
         if exc.status in (403, 404):
             abort(exc.status, exc.message)
+        if exc.status == 409:
+            flash(exc.message, "error")
+            return redirect(url_for("applicants.show", applicant_id=applicant_id), 303)
         applicant = tenancy.get_or_404(Applicant, applicant_id)
         response = make_response(
             render_template(

@@ -100,8 +100,8 @@ def _other_opening() -> Invalid:
 
 def _stale(name: str) -> Conflict:
     return Conflict(
-        f"{name} was moved or changed by someone else since your board was drawn."
-        " The board now shows where they are.",
+        f"{name} was moved or changed by someone else meanwhile, so nothing was done:"
+        " see where they are now, and try again if it still makes sense.",
         code="version_conflict",
     )
 
@@ -114,11 +114,11 @@ def _check_version(applicant: Applicant, version: int | None) -> None:
 def _check_active(applicant: Applicant) -> None:
     if applicant.status != ApplicantStatus.ACTIVE:
         raise Conflict(
-            f"{applicant.name} is {applicant.status}; "
+            f"{applicant.name} is {applicant.status} now; "
             + (
-                "restore them before moving them."
+                "restore them first."
                 if applicant.status == "rejected"
-                else "a withdrawn application cannot be moved."
+                else "a withdrawn application cannot be changed."
             ),
             code="not_active",
         )

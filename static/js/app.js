@@ -33,6 +33,11 @@
     });
   });
   document.body.addEventListener("htmx:afterRequest", function (event) {
+    // A change made on a board's page (its applicant panel: a reject, a tag) shows on the
+    // board at once, not at its next poll.
+    if (sending(event) && event.detail.successful && document.getElementById("board-live")) {
+      htmx.trigger(document.body, "board-poll");
+    }
     var form = event.detail.elt;
     if (form.tagName !== "FORM") return;
     var xhr = event.detail.xhr;

@@ -318,3 +318,19 @@ def test_the_search_narrows_the_columns_and_stays_in_the_url(new_context, board)
     expect(cards(page, b.applied)).to_have_text(["Cleo Courier"])
     expect(cards(page, b.screen)).to_have_count(0)
     expect(page.get_by_role("link", name="Clear filters")).to_be_visible()
+
+
+def test_a_reject_in_the_panel_leaves_the_board_at_once(new_context, board):
+    b = board
+    page = open_board(log_in(new_context, owner_of(b.org).email), b)
+    # No interval poll from here on: what the board shows next came from the reject itself.
+    page.evaluate("document.body.classList.add('dragging')")
+    card(page, b, "Ben").locator(".card-name").click()
+    panel = page.locator("#panel")
+    expect(panel.get_by_role("heading", name="Ben Courier")).to_be_visible()
+    panel.get_by_label("Reason", exact=False).fill("No van")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Reject Ben Courier?"
+    panel.get_by_role("button", name="Reject").click()
+    expect(page.locator("#flashes")).to_contain_text("Ben Courier rejected")
+    expect(cards(page, b.applied)).to_have_text(["Ada Courier", "Cleo Courier", "Dev Courier"])
+    expect(count(page, b.applied)).to_have_text("3")
