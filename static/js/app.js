@@ -90,6 +90,38 @@
     if (again) again.focus();
   });
 
+  // Text typed into one form of a section outlives another form's redraw of that section
+  // (a note being written while another is edited, a new stage's name while one is moved):
+  // it goes back into the field of the same id, when that comes back untouched.
+  var drafts = null;
+  var TYPED = "input[id]:not([type=hidden]):not([type=checkbox]):not([type=radio])" +
+    ":not([type=file]):not([type=submit]), textarea[id]";
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    drafts = null;
+    var target = event.detail.target;
+    var config = event.detail.requestConfig;
+    // A section's redraw only: a boosted visit is another page.
+    if (!target || target === document.body || (config && config.boosted)) return;
+    // The element that sent the request (the event's own elt is the swap's target).
+    var sender = config && config.elt;
+    var sent = sender && sender.closest ? sender.closest("form") : null;
+    target.querySelectorAll(TYPED).forEach(function (field) {
+      if (!field.value || field.value === field.defaultValue) return;
+      if (sent && sent.contains(field)) return;  // what its own form sent is the server's now
+      drafts = drafts || {};
+      drafts[field.id] = field.value;
+    });
+  });
+  document.body.addEventListener("htmx:afterSwap", function () {
+    var kept = drafts;
+    drafts = null;
+    if (!kept) return;
+    Object.keys(kept).forEach(function (id) {
+      var field = document.getElementById(id);
+      if (field && field.value === field.defaultValue) field.value = kept[id];
+    });
+  });
+
   // Flashes that an htmx partial did not render arrive as an HX-Trigger "flash" event.
   document.body.addEventListener("flash", function (event) {
     var box = document.getElementById("flashes");

@@ -98,11 +98,14 @@ def test_a_double_click_makes_one_opening_and_the_keyboard_stays_on_its_control(
     expect(page.locator(".flash")).to_have_count(1)
     expect(page.locator(".flash")).to_contain_text("Offer")
 
-    # Move up by keyboard: after the section is drawn again, the focus is on the same button.
+    # Move up by keyboard: after the section is drawn again, the focus is on the same button,
+    # and a new stage's name typed meanwhile is still there.
+    page.get_by_label("New stage").fill("Onboarding")
     move_up = page.get_by_role("button", name="Move Offer up")
     move_up.focus()
     page.keyboard.press("Enter")
     expect(stage_input(page, 1)).to_have_value("Offer")
     expect(page.get_by_role("button", name="Move Offer up")).to_be_focused()
+    expect(page.get_by_label("New stage")).to_have_value("Onboarding")
     page.keyboard.press("Enter")
     expect(stage_input(page, 0)).to_have_value("Offer")
