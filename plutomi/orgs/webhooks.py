@@ -114,8 +114,12 @@ def _show(
         status,
     )
     if secret is not None:
-        # The page holds a live secret: no cache, back button or proxy may keep a copy.
+        # The page holds a live secret: no cache, back button or proxy may keep a copy. The
+        # address bar names the endpoint's page, whose reload shows it without the secret.
         response.headers["Cache-Control"] = "no-store"
+        response.headers["HX-Replace-Url"] = url_for(
+            "webhooks.show", endpoint_id=endpoint.public_id
+        )
     return response
 
 
