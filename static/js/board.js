@@ -231,8 +231,27 @@
       return;
     }
     if (event.target.closest(".bulk-clear")) clearSelection();
-    if (event.target.closest(".panel-close")) {
-      document.getElementById("panel").innerHTML = "";
-    }
+    var opener = event.target.closest(".board-card .card-name");
+    if (opener) panelOpener = opener.closest(".board-card").id;
+    if (event.target.closest(".panel-close")) closePanel();
+  });
+
+  // The applicant panel closes by its button or Escape, and the keyboard goes back to the
+  // card it was opened from (found again by id: the live poll may have redrawn it).
+  var panelOpener = null;
+  function closePanel() {
+    var panel = document.getElementById("panel");
+    if (!panel) return;
+    panel.innerHTML = "";
+    var card = panelOpener && document.getElementById(panelOpener);
+    var link = card && card.querySelector(".card-name");
+    if (link) link.focus();
+  }
+  document.addEventListener("keydown", function (event) {
+    var panel = document.getElementById("panel");
+    if (event.key !== "Escape" || !panel || !panel.contains(document.activeElement)) return;
+    // Escape in an open "move to" menu or a field of the panel is theirs first.
+    if (event.target.matches("input, select, textarea")) return;
+    closePanel();
   });
 })();

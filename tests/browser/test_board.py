@@ -325,8 +325,15 @@ def test_a_reject_in_the_panel_leaves_the_board_at_once(new_context, board):
     page = open_board(log_in(new_context, owner_of(b.org).email), b)
     # No interval poll from here on: what the board shows next came from the reject itself.
     page.evaluate("document.body.classList.add('dragging')")
-    card(page, b, "Ben").locator(".card-name").click()
     panel = page.locator("#panel")
+    # Escape closes the panel, and the keyboard is back on the card it was opened from.
+    card(page, b, "Ada").locator(".card-name").click()
+    expect(panel.get_by_role("heading", name="Ada Courier")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(panel).to_be_empty()
+    expect(card(page, b, "Ada").locator(".card-name")).to_be_focused()
+
+    card(page, b, "Ben").locator(".card-name").click()
     expect(panel.get_by_role("heading", name="Ben Courier")).to_be_visible()
     panel.get_by_label("Reason", exact=False).fill("No van")
     page.once("dialog", lambda dialog: dialog.accept())  # "Reject Ben Courier?"
