@@ -142,7 +142,10 @@ def test_retry_and_replay_from_the_log(app, make_org):
     assert "Replay all dead (3)" in page.text and "Answered 500" in page.text
     retried = client.post(f"{url}/deliveries/{first.public_id}/retry", headers=HX)
     assert retried.status_code == 200 and 'id="delivery-' in retried.text
-    assert "pending" in retried.text
+    # The whole log comes back, its counts changed, polling itself while the row waits.
+    assert retried.headers["HX-Retarget"] == "#deliveries"
+    assert "pending (1)" in retried.text and "dead (2)" in retried.text
+    assert 'hx-trigger="every 3s"' in retried.text
     replayed = client.post(f"{url}/replay")
     assert replayed.status_code == 302
     states = db.session.scalars(

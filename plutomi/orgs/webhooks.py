@@ -249,9 +249,14 @@ def deliveries(endpoint_id: str):
 def retry(endpoint_id: str, delivery_id: str):
     retried, _ = as_member(webhooks.retry_now, endpoint_id, delivery_id)
     endpoint = _endpoint(endpoint_id)
-    row = webhooks.get_delivery(endpoint, delivery_id)
+    webhooks.get_delivery(endpoint, delivery_id)  # a 404 for a delivery of another endpoint
     if request.htmx:
-        return render_template("webhooks/_delivery.html", endpoint=endpoint, row=row)
+        # The whole log again: its counts change, and it redraws itself until the row is sent.
+        response = _show(endpoint)
+        response.headers.update(
+            {"HX-Retarget": "#deliveries", "HX-Reselect": "#deliveries", "HX-Reswap": "outerHTML"}
+        )
+        return response
     if retried:
         flash("Delivery queued again.", "success")
     else:
