@@ -103,20 +103,21 @@ PAGE_ORG_HEADER = "X-Plutomi-Org"
 
 
 def _same_org_as_the_page(membership: Membership) -> None:
-    """Refuse a change sent from a page of another org than the session's: the user switched
-    org in another tab since this page was drawn, and the change would land in the wrong org
-    (a webhook, an invite, an API key). Reading is left alone."""
+    """Refuse a request sent from a page of another org than the session's: the user switched
+    org in another tab since this page was drawn. A change would land in the wrong org (a
+    webhook, an invite, an API key); a piece of the page (a panel, the board's poll) would
+    be another org's, or a 404. A visit to another page (a boosted link) is the session's."""
     page_org = request.headers.get(PAGE_ORG_HEADER)
-    if request.method in ("GET", "HEAD", "OPTIONS") or not page_org:
+    if not page_org or page_org == membership.org.public_id:
         return
-    if page_org == membership.org.public_id:
+    if request.method in ("GET", "HEAD") and request.headers.get("HX-Boosted"):
         return
     theirs = next((m.org.name for m in memberships() if m.org.public_id == page_org), None)
     shown = f"This page is of {theirs}" if theirs else "This page is of another org"
     abort(
         409,
         f"{shown}, but you have switched to {membership.org.name} since (in another tab?). "
-        "Nothing was changed: reload the page to go on.",
+        "Nothing was done: reload the page to go on.",
     )
 
 

@@ -541,8 +541,12 @@ def test_a_change_sent_from_a_page_of_the_org_the_user_left_in_another_tab_is_re
     refusal = "This page is of Acme, but you have switched to Beta"
     assert any(m.startswith(refusal) for m in messages)
     assert db.session.scalar(select(func.count()).select_from(Invite)) == 0
-    # Reading is left alone; a page of the current org, or no page named, goes through.
-    assert client.get("/settings/members", headers=stale).status_code == 200
+    # A piece of the old page is refused too; a visit to a page (a boosted link) is the
+    # session's org's, and a request from a page of the current org goes through.
+    assert client.get("/settings/members", headers=stale).status_code == 409
+    assert (
+        client.get("/settings/members", headers={**stale, "HX-Boosted": "true"}).status_code == 200
+    )
     current = {"HX-Request": "true", tenancy.PAGE_ORG_HEADER: beta.public_id}
     assert client.post("/settings/invites", data=invite, headers=current).status_code == 200
     invited = db.session.scalar(select(Invite))
