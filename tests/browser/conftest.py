@@ -8,12 +8,15 @@ one test. Without Chromium these tests are skipped, unless PLUTOMI_BROWSER_TESTS
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
+
+from tests.conftest import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -116,3 +119,16 @@ def mark_page(page) -> None:
 def same_page(page) -> bool:
     """Whether the page marked by mark_page() is still the one loaded."""
     return page.evaluate("window.plutomiSamePage") is True
+
+
+def log_in(new_context, email: str, password: str = PASSWORD):
+    """A new person (browser context) logged in, on their openings."""
+    from playwright.sync_api import expect
+
+    page = new_context().new_page()
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/openings$"))
+    return page

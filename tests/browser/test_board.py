@@ -13,8 +13,8 @@ from plutomi import ranks
 from plutomi.extensions import db
 from plutomi.models import Applicant, Opening, Org, Stage
 from plutomi.services import openings
-from tests.browser.conftest import mark_page, same_page, settled
-from tests.conftest import PASSWORD, owner_of
+from tests.browser.conftest import log_in, mark_page, same_page, settled
+from tests.conftest import owner_of
 
 # The live poll runs every 4 s; a change shows within one poll plus the request.
 LIVE_TIMEOUT = 9_000
@@ -50,16 +50,6 @@ def board(make_org, make_opening, make_applicant) -> Board:
             people[name] = applicant
     db.session.commit()
     return Board(org, opening, applied, screen, interview, people)
-
-
-def log_in(new_context, email: str) -> Page:
-    page = new_context().new_page()
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/openings$"))
-    return page
 
 
 def open_board(page: Page, b: Board, query: str = "") -> Page:

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from plutomi.extensions import db
 from plutomi.models import Opening
 from plutomi.services import openings
-from tests.browser.conftest import mark_page, same_page
-from tests.conftest import PASSWORD, owner_of
+from tests.browser.conftest import log_in, mark_page, same_page
+from tests.conftest import owner_of
 
 
 def names(opening_id: int) -> list[str]:
@@ -25,12 +25,7 @@ def stage_input(page, n: int):
 
 def test_build_an_opening_and_reorder_its_stages(new_context, make_org):
     org = make_org("Acme")
-    page = new_context().new_page()
-    page.goto("/login")
-    page.get_by_label("Email").fill(owner_of(org).email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/openings$"))
+    page = log_in(new_context, owner_of(org).email)
 
     page.get_by_label("Name").fill("Delivery Driver")
     page.get_by_role("button", name="Create opening").click()
@@ -77,12 +72,7 @@ def test_a_double_click_makes_one_opening_and_the_keyboard_stays_on_its_control(
     new_context, make_org
 ):
     org = make_org("Acme")
-    page = new_context().new_page()
-    page.goto("/login")
-    page.get_by_label("Email").fill(owner_of(org).email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/openings$"))
+    page = log_in(new_context, owner_of(org).email)
 
     # The second click finds the button disabled until the page has moved on.
     page.get_by_label("Name").fill("Night Courier")

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from plutomi.extensions import db
 from plutomi.models import Answer, QuestionType, Rule
-from tests.browser.conftest import mark_page, same_page, settled
-from tests.conftest import PASSWORD, owner_of
+from tests.browser.conftest import log_in, mark_page, same_page, settled
+from tests.conftest import owner_of
 
 
 def fields_swapped(response) -> bool:
@@ -34,12 +34,7 @@ def test_build_a_rule_with_htmx_rows_and_dry_run_it(
         )
     db.session.commit()
 
-    page = new_context().new_page()
-    page.goto("/login")
-    page.get_by_label("Email").fill(owner_of(org).email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/openings$"))
+    page = log_in(new_context, owner_of(org).email)
 
     page.goto(f"/openings/{opening.public_id}/edit")
     page.get_by_role("link", name="Rules (0) of Questionnaire").click()
