@@ -75,7 +75,8 @@ def answer(applicant: Applicant, question: Question, value) -> None:
 
 
 def attach(applicant: Applicant, question: Question, content: bytes = PDF, name="licence.pdf"):
-    upload = uploads.store(applicant, question, FileStorage(io.BytesIO(content), filename=name))
+    given = FileStorage(io.BytesIO(content), filename=name)
+    upload = uploads.store(applicant, question, uploads.check(question, given))
     answer(applicant, question, upload.public_id)
     return upload
 
@@ -185,9 +186,8 @@ def test_a_withdrawn_applicant_is_clearly_shown_as_such_with_the_reason(client, 
 
 def test_a_replaced_file_stays_listed_but_marked(client, auth, world):
     org, _, applicant, q, first = world
-    newer = uploads.store(
-        applicant, q["file"], FileStorage(io.BytesIO(b"%PDF-1.4\nv2\n%%EOF"), filename="v2.pdf")
-    )
+    given = FileStorage(io.BytesIO(b"%PDF-1.4\nv2\n%%EOF"), filename="v2.pdf")
+    newer = uploads.store(applicant, q["file"], uploads.check(q["file"], given))
     answers.write(applicant, q["file"], newer.public_id)
     db.session.commit()
     login(auth, owner_of(org))

@@ -158,7 +158,10 @@ def world(make_user, make_org, make_member, make_opening, make_applicant) -> Wor
     upload = uploads.store(
         applicants[0],
         file_question,
-        FileStorage(io.BytesIO(b"ZZ-FILE-A-SECRET"), filename="zz-licence-a-secret.txt"),
+        uploads.check(
+            file_question,
+            FileStorage(io.BytesIO(b"ZZ-FILE-A-SECRET"), filename="zz-licence-a-secret.txt"),
+        ),
     )
     note = Note(
         org_id=a.id, applicant_id=applicants[0].id, author_id=a_owner.id, body="ZZ-NOTE-A-SECRET"

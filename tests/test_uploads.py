@@ -127,7 +127,7 @@ def on_disk() -> list[str]:
 
 def stored(data: bytes, name: str, world) -> Upload:
     _, question, applicant, _ = world
-    upload = uploads.store(applicant, question, file(data, name))
+    upload = uploads.store(applicant, question, uploads.check(question, file(data, name)))
     db.session.commit()
     return upload
 
@@ -166,17 +166,18 @@ def test_accepted_types_are_stored_with_their_hash(world, data, name, content_ty
 
 def test_the_type_is_ours_not_the_browsers(world):
     _, question, applicant, _ = world
-    upload = uploads.store(applicant, question, file(PDF, "a.pdf", content_type="text/html"))
+    given = file(PDF, "a.pdf", content_type="text/html")
+    upload = uploads.store(applicant, question, uploads.check(question, given))
     assert upload.content_type == "application/pdf"
 
 
 def _refused(world, data: bytes | None, name: str | None) -> Invalid:
-    _, question, applicant, _ = world
+    _, question, _, _ = world
     given = None if data is None else file(data, name)
     count = select(func.count()).select_from(Upload)
     before = db.session.scalar(count), on_disk()
     with pytest.raises(Invalid) as caught:
-        uploads.store(applicant, question, given)
+        uploads.check(question, given)
     assert caught.value.field == f"q_{question.public_id}"
     db.session.rollback()
     assert (db.session.scalar(count), on_disk()) == before
@@ -241,9 +242,9 @@ def test_too_large_is_refused_without_reading_the_rest(world, monkeypatch):
             return len(buffer)
 
     endless = Endless()
-    _, question, applicant, _ = world
+    _, question, _, _ = world
     with pytest.raises(Invalid) as caught:
-        uploads.store(applicant, question, FileStorage(stream=endless, filename="huge.txt"))
+        uploads.check(question, FileStorage(stream=endless, filename="huge.txt"))
     assert caught.value.message == "Files can be at most 1 MB."
     assert limit < endless.read_bytes <= limit + uploads.CHUNK
     assert _refused(world, b"%PDF-" + b"0" * limit, "big.pdf").message == (
@@ -295,7 +296,7 @@ def test_stored_names_are_random(world):
 
 def test_a_rolled_back_upload_leaves_no_file(world):
     _, question, applicant, _ = world
-    upload = uploads.store(applicant, question, file(PDF, "a.pdf"))
+    upload = uploads.store(applicant, question, uploads.check(question, file(PDF, "a.pdf")))
     name = upload.stored_name
     assert get_storage().exists(name)
     db.session.rollback()
@@ -460,7 +461,7 @@ def test_anonymous_visitors_are_sent_to_login(client, world):
 def test_the_applicant_downloads_their_own_file_and_no_one_elses(app, world):
     _, question, applicant, other = world
     upload = stored(PDF, "licence.pdf", world)
-    theirs = uploads.store(other, question, file(_png(), "theirs.png"))
+    theirs = uploads.store(other, question, uploads.check(question, file(_png(), "theirs.png")))
     db.session.commit()
 
     client = app.test_client()

@@ -5,8 +5,8 @@ directory) as well as from its name's extension, and the two must agree; the typ
 later serve is ours, never the one the browser claimed. The original name is kept for display
 and as the download name only; on disk a file is a random name.
 
-The file and the row: store() saves the file, then adds and flushes the Upload row; the caller
-commits. If that transaction rolls back (or the session closes without a commit), the saved file
+The file and the row: check() reads and checks a file before anything is written; store() saves
+a checked file, then adds and flushes the Upload row; the caller commits. If that transaction rolls back (or the session closes without a commit), the saved file
 is deleted again by a session hook below; delete() likewise removes the file only once the
 transaction that deleted the row commits. A process killed between saving and committing still
 leaves an orphaned file with no row: harmless (nobody can name it), and the price of never having
@@ -196,12 +196,8 @@ def check(question: Question, file: FileStorage | None) -> CheckedFile:
     return CheckedFile(name, kind, size, sha256, body)
 
 
-def store(
-    applicant: Applicant, question: Question, file: CheckedFile | FileStorage | None
-) -> Upload:
-    """Save a file (checked here unless check() passed it already) and add its Upload row
-    (flushed, not committed). Raises Invalid as check() does."""
-    checked = file if isinstance(file, CheckedFile) else check(question, file)
+def store(applicant: Applicant, question: Question, checked: CheckedFile) -> Upload:
+    """Save a file that check() passed and add its Upload row (flushed, not committed)."""
     storage = get_storage()
     stored_name = f"{secrets.token_hex(16)}{checked.kind.extension}"
     with checked.body as body:
