@@ -6,11 +6,12 @@ later serve is ours, never the one the browser claimed. The original name is kep
 and as the download name only; on disk a file is a random name.
 
 The file and the row: check() reads and checks a file before anything is written; store() saves
-a checked file, then adds and flushes the Upload row; the caller commits. If that transaction rolls back (or the session closes without a commit), the saved file
-is deleted again by a session hook below; delete() likewise removes the file only once the
-transaction that deleted the row commits. A process killed between saving and committing still
-leaves an orphaned file with no row: harmless (nobody can name it), and the price of never having
-a row without its file.
+a checked file, then adds and flushes the Upload row; the caller commits. If that transaction
+rolls back (or the session closes without a commit), the saved file is deleted again by a
+session hook below; delete() likewise removes the file only once the transaction that deleted
+the row commits. A process killed between saving and committing still leaves an orphaned file
+with no row: harmless (nobody can name it), and the price of never having a row without its
+file.
 """
 
 from __future__ import annotations
