@@ -11,7 +11,7 @@ from sqlalchemy.orm import joinedload
 from plutomi.extensions import db
 from plutomi.models import Membership, Org, PasswordReset, User, UserSession, utcnow
 from plutomi.services import orgs, passwords, throttle
-from plutomi.services.errors import Invalid, Throttled
+from plutomi.services.errors import Invalid
 from plutomi.services.events import Actor, record
 from plutomi.services.fields import clean_name, has_control_characters, normalize_email
 from plutomi.services.mail import queue_email
@@ -145,9 +145,7 @@ def request_password_reset(email: str, ip: str | None = None) -> None:
     user = find_user(email)
     if user is None:
         return
-    try:
-        throttle.rate_limit(f"resets:{user.id}", RESETS_PER_HOUR, 3600, "")
-    except Throttled:
+    if not throttle.within(f"resets:{user.id}", RESETS_PER_HOUR, 3600):
         return
     token, token_hash = new_token()
     ttl = current_app.config["PASSWORD_RESET_TTL"]

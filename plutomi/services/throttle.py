@@ -87,9 +87,9 @@ return {count, redis.call('TTL', KEYS[1])}
 """
 
 
-def rate_limit(name: str, limit: int, window: int, message: str, cost: int = 1) -> None:
-    """Count `cost` actions against `name` in a fixed window of `window` seconds; past `limit`
-    raise Throttled with the seconds left, so a client can wait and send again. Fails open."""
+def _count(name: str, window: int, cost: int) -> tuple[int, int] | None:
+    """Count `cost` actions against `name` in a fixed window of `window` seconds: the count
+    and the seconds left, or None when Redis cannot say (the caller fails open)."""
     # register_script only hashes the text (about 1.5 us); the Script runs by that hash and
     # loads itself when the server does not know it (a restart, a flushed script cache).
     count_action = queues.connection.register_script(_COUNT)
@@ -97,6 +97,20 @@ def rate_limit(name: str, limit: int, window: int, message: str, cost: int = 1) 
         count, ttl = count_action(keys=[f"plutomi:rate:{name}"], args=[cost, window])
     except RedisError:
         log.exception("rate limit %s unavailable; allowing the action", name)
-        return
-    if count > limit:
-        raise Throttled(message, retry_after=max(1, ttl))
+        return None
+    return count, ttl
+
+
+def within(name: str, limit: int, window: int) -> bool:
+    """Count one action against `name`; whether it is within `limit` in the window. For an
+    action that is skipped quietly past its limit, not refused. Fails open."""
+    counted = _count(name, window, 1)
+    return counted is None or counted[0] <= limit
+
+
+def rate_limit(name: str, limit: int, window: int, message: str, cost: int = 1) -> None:
+    """Count `cost` actions against `name` in a fixed window of `window` seconds; past `limit`
+    raise Throttled with the seconds left, so a client can wait and send again. Fails open."""
+    counted = _count(name, window, cost)
+    if counted is not None and counted[0] > limit:
+        raise Throttled(message, retry_after=max(1, counted[1]))
