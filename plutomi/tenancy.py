@@ -30,21 +30,23 @@ def memberships() -> list[Membership]:
     return g.memberships
 
 
+def membership_of(org_public_id: str | None) -> Membership | None:
+    """The user's membership of the org with this public id, if they have one."""
+    return next((m for m in memberships() if m.org.public_id == org_public_id), None)
+
+
 def current_membership() -> Membership | None:
     """The membership of the org chosen in the session, else the user's first one."""
     if not current_user.is_authenticated:
         return None
     if "membership" not in g:
         mine = memberships()
-        chosen = session.get(SESSION_KEY)
-        g.membership = next(
-            (m for m in mine if m.org.public_id == chosen), mine[0] if mine else None
-        )
+        g.membership = membership_of(session.get(SESSION_KEY)) or (mine[0] if mine else None)
     return g.membership
 
 
 def switch_to(org_public_id: str) -> Membership:
-    membership = next((m for m in memberships() if m.org.public_id == org_public_id), None)
+    membership = membership_of(org_public_id)
     if membership is None:
         abort(404)
     session[SESSION_KEY] = org_public_id
@@ -83,7 +85,7 @@ def org_required(role: Role = Role.VIEWER) -> Callable:
             # A link from an email names its org (?org=): it opens there whichever org the
             # user was looking at, when they are a member of it.
             wanted = request.args.get("org")
-            if wanted and any(m.org.public_id == wanted for m in memberships()):
+            if wanted and membership_of(wanted):
                 switch_to(wanted)
             membership = current_membership()
             if membership is None:
@@ -112,8 +114,8 @@ def _same_org_as_the_page(membership: Membership) -> None:
         return
     if request.method in ("GET", "HEAD") and request.headers.get("HX-Boosted"):
         return
-    theirs = next((m.org.name for m in memberships() if m.org.public_id == page_org), None)
-    shown = f"This page is of {theirs}" if theirs else "This page is of another org"
+    theirs = membership_of(page_org)
+    shown = f"This page is of {theirs.org.name}" if theirs else "This page is of another org"
     abort(
         409,
         f"{shown}, but you have switched to {membership.org.name} since (in another tab?). "
