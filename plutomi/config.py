@@ -7,12 +7,16 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+# How a setting says yes or no.
+YES = frozenset({"1", "true", "yes", "on"})
+NO = frozenset({"0", "false", "no", "off"})
+
 
 def _flag(name: str, default: bool = False) -> bool:
     value = os.environ.get(name)
     if value is None:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    return value.strip().lower() in YES
 
 
 def _secret_key(instance_path: Path) -> str:

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from flask import current_app
 from sqlalchemy import bindparam, insert, select, update
 
-from plutomi import secret_links
+from plutomi import config, secret_links
 from plutomi.extensions import db
 from plutomi.models import Applicant, Event, OutboxMessage, utcnow
 from plutomi.services.events import Actor
@@ -89,9 +89,9 @@ def _starttls(query: str) -> bool:
     if not values:
         return False
     value = values[-1].strip().lower()
-    if value in {"1", "true", "yes", "on"}:
+    if value in config.YES:
         return True
-    if value in {"0", "false", "no", "off"}:
+    if value in config.NO:
         return False
     raise ValueError(f"SMTP_URL's starttls must be 1 or 0, not {values[-1]!r}")
 

@@ -96,7 +96,6 @@ ACTION_LABELS = {
     "email": "Send an email template",
     "webhook": "Emit a webhook event",
 }
-# Minutes per unit of the delay field, largest last.
 MAX_DELAY_DAYS = 3650
 MAX_DELAY_MINUTES = MAX_DELAY_DAYS * UNITS["days"]
 MAX_CONDITIONS = 20
