@@ -8,15 +8,12 @@ one test. Without Chromium these tests are skipped, unless PLUTOMI_BROWSER_TESTS
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
-
-from tests.conftest import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -94,41 +91,3 @@ def new_context(browser, live_server) -> Iterator[Callable]:
     yield open_context
     for context in contexts:
         context.close()
-
-
-def settled(page) -> None:
-    """Wait until htmx has answered and set up what it swapped in (its forms bound, Sortable
-    made by htmx.onLoad): an element seen in the page may not be ready to act on yet."""
-    page.wait_for_function(
-        "!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
-    )
-
-
-def mark_page(page) -> None:
-    """Mark the page once its scripts have run, so that a later full page load shows.
-
-    Waiting matters: a click before htmx has bound its handlers (to a page just loaded, or
-    just swapped in by a boosted link) submits the form the plain way, which works but
-    reloads the page and drops the mark.
-    """
-    page.wait_for_load_state("load")
-    settled(page)
-    page.evaluate("window.plutomiSamePage = true")
-
-
-def same_page(page) -> bool:
-    """Whether the page marked by mark_page() is still the one loaded."""
-    return page.evaluate("window.plutomiSamePage") is True
-
-
-def log_in(new_context, email: str, password: str = PASSWORD):
-    """A new person (browser context) logged in, on their openings."""
-    from playwright.sync_api import expect
-
-    page = new_context().new_page()
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/openings$"))
-    return page

@@ -11,7 +11,7 @@ import urllib.request
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import log_in
+from tests.browser.helpers import log_in
 from tests.conftest import owner_of
 
 

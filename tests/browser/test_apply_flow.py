@@ -14,7 +14,7 @@ from sqlalchemy import select
 from plutomi.extensions import db
 from plutomi.models import Applicant, Opening, Org
 from plutomi.services import openings
-from tests.browser.conftest import mark_page, same_page
+from tests.browser.helpers import mark_page, same_page
 from tests.browser.test_onboarding import sign_up
 from tests.conftest import PASSWORD
 

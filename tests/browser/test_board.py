@@ -13,7 +13,7 @@ from plutomi import ranks
 from plutomi.extensions import db
 from plutomi.models import Applicant, Opening, Org, Stage
 from plutomi.services import openings
-from tests.browser.conftest import log_in, mark_page, same_page, settled
+from tests.browser.helpers import log_in, mark_page, same_page, settled
 from tests.conftest import owner_of
 
 # The live poll runs every 4 s; a change shows within one poll plus the request.

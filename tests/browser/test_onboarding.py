@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from plutomi.extensions import db
 from plutomi.models import Invite, Org
-from tests.browser.conftest import mark_page, same_page
+from tests.browser.helpers import mark_page, same_page
 from tests.conftest import PASSWORD
 
 OWNER_EMAIL = "ada@example.com"

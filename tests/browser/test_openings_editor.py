@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from plutomi.extensions import db
 from plutomi.models import Opening
 from plutomi.services import openings
-from tests.browser.conftest import log_in, mark_page, same_page
+from tests.browser.helpers import log_in, mark_page, same_page
 from tests.conftest import owner_of
 
 

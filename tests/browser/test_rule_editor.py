@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from plutomi.extensions import db
 from plutomi.models import Answer, QuestionType, Rule
-from tests.browser.conftest import log_in, mark_page, same_page, settled
+from tests.browser.helpers import log_in, mark_page, same_page, settled
 from tests.conftest import owner_of
 
 
@@ -42,7 +42,6 @@ def test_build_a_rule_with_htmx_rows_and_dry_run_it(
     page.get_by_role("link", name="Add a rule").click()
     expect(page.get_by_role("heading", name="New rule for Questionnaire")).to_be_visible()
     mark_page(page)
-    settled(page)
 
     page.get_by_label("Name", exact=True).fill("Car drivers to review")
     page.get_by_label("Trigger", exact=True).select_option("stage_completed")

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 from standardwebhooks import Webhook
 
-from tests.browser.conftest import log_in
+from tests.browser.helpers import log_in
 from tests.conftest import owner_of
 
 pytestmark = pytest.mark.local_receivers  # the receivers listen on 127.0.0.1
