@@ -7,7 +7,10 @@ run also tests the migrations from empty. Each test starts from empty tables.
 
 from __future__ import annotations
 
+import html
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -533,3 +536,17 @@ def webhook_receiver() -> Iterator:
 
     with Receiver() as receiver:
         yield receiver
+
+
+# --- reading pages ---------------------------------------------------------------------------
+
+
+def field_error(page: str, field: str) -> str | None:
+    """The error shown next to a form field (the p#<field>-error), as the user reads it."""
+    match = re.search(rf'<p class="error" id="{field}-error"[^>]*>(.*?)</p>', page, re.S)
+    return html.unescape(match.group(1)).strip() if match else None
+
+
+def flashed(response) -> list[dict]:
+    """The flashes an htmx answer carries in its HX-Trigger header."""
+    return json.loads(response.headers["HX-Trigger"])["flash"]

@@ -111,11 +111,17 @@ def test_remember_me_sets_a_lasting_cookie(client, auth, make_org):
     assert "remember_token=" in " ".join(response.headers.getlist("Set-Cookie"))
 
 
+def from_ip(app, ip: str) -> Auth:
+    """A browser of its own, at this address."""
+    browser = Auth(app.test_client())
+    browser.client.environ_base["REMOTE_ADDR"] = ip
+    return browser
+
+
 def test_five_wrong_passwords_lock_out_their_ip_for_fifteen_minutes(app, make_org):
     org = make_org()
     email = org.memberships[0].user.email
-    guesser = Auth(app.test_client())
-    guesser.client.environ_base["REMOTE_ADDR"] = "203.0.113.7"
+    guesser = from_ip(app, "203.0.113.7")
     for _ in range(5):
         assert guesser.login(email, "wrong password!").status_code == 422
     response = guesser.login(email)  # even the right password is refused now
@@ -123,21 +129,16 @@ def test_five_wrong_passwords_lock_out_their_ip_for_fifteen_minutes(app, make_or
     assert "Too many failed logins" in response.text
     assert "15 minutes" in response.text
     # The owner of the account, elsewhere, is not shut out by someone else's guesses.
-    owner = Auth(app.test_client())
-    owner.client.environ_base["REMOTE_ADDR"] = "198.51.100.2"
-    assert owner.login(email).status_code == 302
+    assert from_ip(app, "198.51.100.2").login(email).status_code == 302
 
 
 def test_guesses_at_one_account_from_many_ips_lock_the_account(app, make_org):
     org = make_org()
     email = org.memberships[0].user.email
     for n in range(5 * throttle.ACCOUNT_FACTOR):
-        guesser = Auth(app.test_client())
-        guesser.client.environ_base["REMOTE_ADDR"] = f"203.0.113.{n}"
+        guesser = from_ip(app, f"203.0.113.{n}")
         assert guesser.login(email, "wrong password!").status_code == 422
-    owner = Auth(app.test_client())
-    owner.client.environ_base["REMOTE_ADDR"] = "198.51.100.2"
-    assert owner.login(email).status_code == 429
+    assert from_ip(app, "198.51.100.2").login(email).status_code == 429
 
 
 def test_failures_from_one_ip_are_counted_across_accounts(client, auth, make_org):
@@ -163,7 +164,7 @@ def test_password_reset_by_emailed_link(client, auth, make_org, run_jobs):
     assert run_jobs() == 0
     db.session.refresh(mail)
     assert mail.state == "done"
-    link = re.search(r"http://localhost(/password/reset/\S+)", mail.payload["text"]).group(1)
+    [link] = reset_links(user.email)
 
     assert other.post(link, data={"password": "short"}).status_code == 422
     response = other.post(link, data={"password": "a brand new passphrase"})

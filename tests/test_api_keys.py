@@ -4,7 +4,6 @@ revoked key refused, last use written at most once a minute, and the settings pa
 from __future__ import annotations
 
 import hashlib
-import html
 import re
 from datetime import timedelta
 
@@ -16,7 +15,7 @@ from plutomi.extensions import db
 from plutomi.models import ApiKey, Event, Membership, Org, Role, User, utcnow
 from plutomi.services import api_keys
 from plutomi.services.errors import Forbidden, InvalidFields, NotFound
-from tests.conftest import logged_in, owner_of
+from tests.conftest import field_error, logged_in, owner_of
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -25,11 +24,6 @@ def member_of(org: Org, user: User) -> Membership:
     return db.session.scalar(
         select(Membership).where(Membership.org_id == org.id, Membership.user_id == user.id)
     )
-
-
-def field_error(page: str, field: str) -> str | None:
-    match = re.search(rf'<p class="error" id="{field}-error">(.*?)</p>', page, re.S)
-    return html.unescape(match.group(1)) if match else None
 
 
 def key_row(public_id: str) -> ApiKey:

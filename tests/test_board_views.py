@@ -33,27 +33,33 @@ def board_url(opening) -> str:
     return f"/openings/{opening.public_id}/board"
 
 
+def poll_url(client, opening) -> str:
+    """The live poll's URL, as the board draws it now."""
+    page = client.get(board_url(opening)).text
+    return html.unescape(re.search(r'id="board-live"\s+hx-get="([^"]+)"', page).group(1))
+
+
 def test_the_board_shows_columns_counts_and_cards_and_is_linked(client, world):
     _, opening, people = world
     assert board_url(opening) in client.get(f"/openings/{opening.public_id}").text
     page = client.get(board_url(opening))
     assert page.status_code == 200
-    html = page.text
-    assert re.findall(r'<h2 id="column-title-\w+">([^<]+)</h2>', html) == [
+    shown = page.text
+    assert re.findall(r'<h2 id="column-title-\w+">([^<]+)</h2>', shown) == [
         "Applied",
         "Review",
         "Hired",
     ]
     applied, review, _ = opening.stages
-    assert re.search(rf'id="count-{applied.public_id}" data-count="4"', html)
-    assert re.search(rf'id="count-{review.public_id}" data-count="0"', html)
-    assert html.index("Person 000") < html.index("Person 003")
-    assert f'id="card-{people[0].public_id}"' in html
-    assert 'class="move-to-open"' in html and 'class="card-select"' in html
+    assert re.search(rf'id="count-{applied.public_id}" data-count="4"', shown)
+    assert re.search(rf'id="count-{review.public_id}" data-count="0"', shown)
+    assert shown.index("Person 000") < shown.index("Person 003")
+    assert f'id="card-{people[0].public_id}"' in shown
+    assert 'class="move-to-open"' in shown and 'class="card-select"' in shown
     # The stage menu is fetched per card when asked for, not drawn into each card.
-    assert '<select name="stage" id="move-' not in html
-    assert f'href="/applicants/{people[0].public_id}"' in html
-    assert "board.js" in html and "Sortable.min.js" in html
+    assert '<select name="stage" id="move-' not in shown
+    assert f'href="/applicants/{people[0].public_id}"' in shown
+    assert "board.js" in shown and "Sortable.min.js" in shown
 
 
 def test_a_viewer_sees_the_board_but_no_way_to_move(client, auth, world, make_member):
@@ -61,9 +67,9 @@ def test_a_viewer_sees_the_board_but_no_way_to_move(client, auth, world, make_me
     viewer = make_member(org, Role.VIEWER)
     auth.logout()
     auth.login(viewer.email)
-    html = client.get(board_url(opening)).text
-    assert "Person 000" in html
-    assert "move-to" not in html and "card-select" not in html
+    shown = client.get(board_url(opening)).text
+    assert "Person 000" in shown
+    assert "move-to" not in shown and "card-select" not in shown
     menu = client.get(
         f"{board_url(opening)}/move-menu", query_string={"applicant": people[0].public_id}
     )
@@ -87,11 +93,11 @@ def test_a_drop_answers_with_the_card_and_both_counts(client, world):
         headers=HX,
     )
     assert answer.status_code == 200
-    html = answer.text
-    assert html.lstrip().startswith(f'<li class="board-card" id="card-{people[2].public_id}"')
-    assert 'data-version="2"' in html
-    assert re.search(rf'id="count-{applied.public_id}" data-count="3"[^>]*hx-swap-oob', html)
-    assert re.search(rf'id="count-{review.public_id}" data-count="1"[^>]*hx-swap-oob', html)
+    shown = answer.text
+    assert shown.lstrip().startswith(f'<li class="board-card" id="card-{people[2].public_id}"')
+    assert 'data-version="2"' in shown
+    assert re.search(rf'id="count-{applied.public_id}" data-count="3"[^>]*hx-swap-oob', shown)
+    assert re.search(rf'id="count-{review.public_id}" data-count="1"[^>]*hx-swap-oob', shown)
     assert column(review) == ["Person 002"]
 
 
@@ -110,11 +116,11 @@ def test_every_count_a_move_answers_with_is_the_column_after_it(client, world):
         (people[2], review, {"before": people[0].public_id}),
     ]
     for person, stage, where in drops:
-        html = client.post(
+        shown = client.post(
             url, data={"applicant": person.public_id, "stage": stage.public_id} | where, headers=HX
         ).text
-        shown = dict(re.findall(r'id="count-(\w+)" data-count="(\d+)"[^>]*hx-swap-oob', html))
-        assert stage.public_id in shown and 1 <= len(shown) <= 2, html
+        shown = dict(re.findall(r'id="count-(\w+)" data-count="(\d+)"[^>]*hx-swap-oob', shown))
+        assert stage.public_id in shown and 1 <= len(shown) <= 2, shown
         for stage_id, count in shown.items():
             real = db.session.scalar(
                 select(func.count())
@@ -130,39 +136,39 @@ def test_a_cards_menu_lists_the_stages_with_the_version_the_board_showed(client,
     org, opening, people = world
     applied, review, hired = opening.stages
     url = f"{board_url(opening)}/move-menu"
-    html = client.get(url, query_string={"applicant": people[1].public_id, "version": "1"}).text
-    assert re.findall(r'<option value="(\w+)"', html) == [
+    shown = client.get(url, query_string={"applicant": people[1].public_id, "version": "1"}).text
+    assert re.findall(r'<option value="(\w+)"', shown) == [
         applied.public_id,
         review.public_id,
         hired.public_id,
     ]
-    assert f'<option value="{applied.public_id}" selected>' in html
-    assert 'name="version" value="1"' in html and "autofocus" in html
-    assert f'id="move-submit-{people[1].public_id}"' in html
+    assert f'<option value="{applied.public_id}" selected>' in shown
+    assert 'name="version" value="1"' in shown and "autofocus" in shown
+    assert f'id="move-submit-{people[1].public_id}"' in shown
     # Moved meanwhile: the menu still carries the board's version, so the move is refused.
     moves.move(owner_membership(org), people[1].public_id, hired.public_id)
-    html = client.get(url, query_string={"applicant": people[1].public_id, "version": "1"}).text
-    assert 'name="version" value="1"' in html
-    assert f'<option value="{hired.public_id}" selected>' in html
+    shown = client.get(url, query_string={"applicant": people[1].public_id, "version": "1"}).text
+    assert 'name="version" value="1"' in shown
+    assert f'<option value="{hired.public_id}" selected>' in shown
     # Another opening's applicant, a malformed id: not found.
     assert client.get(url, query_string={"applicant": "nope"}).status_code == 404
     moves.reject(owner_membership(org), people[2].public_id)
-    html = client.get(url, query_string={"applicant": people[2].public_id}).text
-    assert "is rejected" in html and "<select" not in html
+    shown = client.get(url, query_string={"applicant": people[2].public_id}).text
+    assert "is rejected" in shown and "<select" not in shown
 
 
 def test_a_menu_move_puts_the_card_on_top_of_its_new_column(client, world):
     _, opening, people = world
     review = opening.stages[1]
     fill(opening, review, 2, prefix="Rev")
-    html = client.post(
+    shown = client.post(
         f"{board_url(opening)}/move",
         data={"applicant": people[0].public_id, "stage": review.public_id, "via": "menu"},
         headers=HX,
     ).text
-    assert f'hx-swap-oob="afterbegin:#cards-{review.public_id}"' in html
+    assert f'hx-swap-oob="afterbegin:#cards-{review.public_id}"' in shown
     # Drawn with its menu open, so the keyboard focus stays on its Move button.
-    assert f'id="move-submit-{people[0].public_id}"' in html and "autofocus" not in html
+    assert f'id="move-submit-{people[0].public_id}"' in shown and "autofocus" not in shown
     assert column(review) == ["Person 000", "Rev 000", "Rev 001"]
 
 
@@ -178,12 +184,12 @@ def test_a_stale_move_is_refused_with_the_columns_redrawn(client, world):
     )
     assert answer.status_code == 409
     assert "moved or changed by someone else" in answer.headers["HX-Trigger"]
-    html = answer.text
+    shown = answer.text
     # Where it was dropped (Review) and where it really is (Hired), redrawn out of band.
-    assert f'id="column-{review.public_id}"' in html and f'id="column-{hired.public_id}"' in html
-    assert f'id="column-{applied.public_id}"' not in html
-    assert html.count('hx-swap-oob="true"') == 2
-    hired_column = html.split(f'id="column-{hired.public_id}"')[1]
+    assert f'id="column-{review.public_id}"' in shown and f'id="column-{hired.public_id}"' in shown
+    assert f'id="column-{applied.public_id}"' not in shown
+    assert shown.count('hx-swap-oob="true"') == 2
+    hired_column = shown.split(f'id="column-{hired.public_id}"')[1]
     assert "Person 000" in hired_column
     assert column(review) == []
 
@@ -205,9 +211,9 @@ def test_more_cards_load_by_keyset_under_the_filter(client, world):
     _, opening, _ = world
     review = opening.stages[1]
     fill(opening, review, 55, prefix="Rev")
-    html = client.get(board_url(opening)).text
-    more = re.search(r'<li class="more" hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
-    assert "Rev 049" in html and "Rev 050" not in html
+    shown = client.get(board_url(opening)).text
+    more = re.search(r'<li class="more" hx-get="([^"]+)"', shown).group(1).replace("&amp;", "&")
+    assert "Rev 049" in shown and "Rev 050" not in shown
     with counting_queries() as statements:
         page = client.get(more, headers=HX).text
     assert re.findall(r"Rev 0(\d\d)</a>", page) == [str(n) for n in range(50, 55)]
@@ -237,8 +243,7 @@ def test_a_filter_change_swaps_only_the_columns_and_bad_filters_say_why(client, 
 
 def test_the_live_poll_answers_204_or_the_changed_cards(client, world):
     org, opening, people = world
-    html = client.get(board_url(opening)).text
-    poll = re.search(r'id="board-live"\s+hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
+    poll = poll_url(client, opening)
     assert client.get(poll, headers=HX).status_code == 204
     member = db.session.scalar(select(Membership).where(Membership.org_id == org.id))
     moves.move(member, people[1].public_id, opening.stages[2].public_id)
@@ -254,8 +259,7 @@ def test_the_live_poll_answers_204_or_the_changed_cards(client, world):
 def test_a_board_drawn_before_its_stages_changed_reloads_on_its_next_poll(client, world, change):
     """Its cards would have no column to go to (or sit in one that is gone)."""
     org, opening, _ = world
-    html = client.get(board_url(opening)).text
-    poll = re.search(r'id="board-live"\s+hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
+    poll = poll_url(client, opening)
     assert client.get(poll, headers=HX).status_code == 204
     owner = db.session.scalar(select(Membership).where(Membership.org_id == org.id))
     _, review, last = opening.stages
@@ -270,8 +274,7 @@ def test_a_board_drawn_before_its_stages_changed_reloads_on_its_next_poll(client
         openings.move_stage(owner, pid, last.public_id, "up")
     answer = client.get(poll, headers=HX)
     assert answer.status_code == 204 and answer.headers["HX-Refresh"] == "true"
-    fresh = client.get(board_url(opening)).text
-    poll = re.search(r'id="board-live"\s+hx-get="([^"]+)"', fresh).group(1).replace("&amp;", "&")
+    poll = poll_url(client, opening)
     assert "HX-Refresh" not in client.get(poll, headers=HX).headers
 
 

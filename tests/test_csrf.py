@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import io
-import json
 import re
 from pathlib import Path
 
@@ -28,7 +27,8 @@ from plutomi.models import (
     Upload,
     User,
 )
-from tests.conftest import PASSWORD, owner_of
+from tests.conftest import PASSWORD, flashed, owner_of
+from tests.test_applications import link_in
 
 CSRF_MESSAGE = "This form had expired or came from another site."
 
@@ -67,8 +67,8 @@ def assert_csrf_page(response) -> None:
     assert CSRF_MESSAGE in response.text
     if response.request.headers.get("HX-Request"):
         assert response.headers["HX-Reswap"] == "none"
-        flashed = json.loads(response.headers["HX-Trigger"])["flash"]
-        assert flashed[0]["category"] == "error" and flashed[0]["message"].startswith(CSRF_MESSAGE)
+        [shown, *_] = flashed(response)
+        assert shown["category"] == "error" and shown["message"].startswith(CSRF_MESSAGE)
         assert "<html" not in response.text
     else:
         assert "<h1>Bad request</h1>" in response.text
@@ -350,7 +350,7 @@ def test_following_a_portal_link_needs_its_pages_token(csrf_app, job):
     _, _, cv, _ = job
     _applied(csrf_app.test_client(), cv)
     mail = db.session.scalar(select(OutboxMessage).order_by(OutboxMessage.id.desc()))
-    link = re.search(r"http://localhost(/portal/\S+)", mail.payload["text"]).group(1)
+    link = link_in(mail)
     visitor = csrf_app.test_client()
     assert_csrf_page(visitor.post(link))
     assert "Ada Okafor" not in visitor.get("/portal").text

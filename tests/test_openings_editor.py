@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import html
-import re
-
 import pytest
 from sqlalchemy import func, select
 
@@ -26,7 +23,7 @@ from plutomi.models import (
 from plutomi.services import openings as svc
 from plutomi.services.errors import Forbidden, Invalid, NotFound
 from plutomi.services.openings import QuestionInput
-from tests.conftest import PASSWORD, owner_of
+from tests.conftest import PASSWORD, field_error, owner_of
 
 HX = {"HX-Request": "true"}
 
@@ -48,11 +45,6 @@ def logged_in(app, user: User):
     response = client.post("/login", data={"email": user.email, "password": PASSWORD})
     assert response.status_code == 302, response.text
     return client
-
-
-def field_error(page: str, field: str) -> str | None:
-    match = re.search(rf'<p class="error" id="{field}-error"[^>]*>(.*?)</p>', page, re.S)
-    return html.unescape(match.group(1)) if match else None
 
 
 def events(type_: str) -> list[Event]:

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from plutomi.extensions import db
 from plutomi.models import Event, Invite, Membership, Org, OutboxMessage, Role, User
 from plutomi.services import orgs
-from tests.conftest import PASSWORD, owner_of
+from tests.conftest import PASSWORD, field_error, owner_of
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -24,12 +24,6 @@ def logged_in(app, user: User):
     response = client.post("/login", data={"email": user.email, "password": PASSWORD})
     assert response.status_code == 302, response.text
     return client
-
-
-def field_error(page: str, field: str) -> str | None:
-    """The error shown next to a form field, as the user reads it."""
-    match = re.search(rf'<p class="error" id="{field}-error">(.*?)</p>', page, re.S)
-    return html.unescape(match.group(1)) if match else None
 
 
 def role_of(org: Org, user: User) -> str | None:

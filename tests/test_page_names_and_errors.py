@@ -16,7 +16,7 @@ from plutomi import markdown
 from plutomi.extensions import db
 from plutomi.models import QuestionType, Role, Trigger
 from plutomi.services import notes
-from tests.conftest import logged_in, owner_membership, owner_of
+from tests.conftest import field_error, logged_in, owner_membership, owner_of
 
 HX = {"HX-Request": "true"}
 
@@ -66,11 +66,6 @@ def control_names(page: str) -> list[str]:
 def bare(page: str, *names: str) -> set[str]:
     """Which of these names a control of the page has, with no item named beside it."""
     return set(names) & set(control_names(page))
-
-
-def field_error(page: str, field: str) -> str | None:
-    match = re.search(rf'<p class="error" id="{field}-error"[^>]*>(.*?)</p>', page, re.S)
-    return html.unescape(match.group(1)) if match else None
 
 
 def tag_with(page: str, attribute: str) -> str:
@@ -148,7 +143,9 @@ def test_an_excerpt_is_cut_at_a_word_and_kept():
     long = "**Drive** " + " ".join(f"word{i}" for i in range(60))
     cut = markdown.excerpt(long)
     assert len(cut) <= 160 and cut.endswith("…") and "**" not in cut
-    assert cut[:-1].split()[-1] in long.split()  # a whole word before the ellipsis
+    # A whole word before the ellipsis: the plain text goes on with a space after it.
+    plain = " ".join(markdown.render(long).striptags().split())
+    assert plain.startswith(cut[:-1]) and plain[len(cut) - 1] == " "
     assert markdown.excerpt("Short *and* sweet.") == "Short and sweet."
     assert markdown.excerpt("") == markdown.excerpt(None) == ""
     # Kept per process: the job board asks for the same descriptions on every request.

@@ -35,7 +35,7 @@ from plutomi.models import (
 from plutomi.services import openings, rule_editing
 from plutomi.services.errors import Forbidden, Invalid, InvalidFields, NotFound
 from plutomi.services.rule_editing import ActionInput, ConditionInput, RuleInput
-from tests.conftest import PASSWORD, owner_of
+from tests.conftest import PASSWORD, field_error, owner_of
 
 HX = {"HX-Request": "true"}
 
@@ -140,11 +140,6 @@ def logged_in(app, user: User):
     response = client.post("/login", data={"email": user.email, "password": PASSWORD})
     assert response.status_code == 302, response.text
     return client
-
-
-def field_error(page: str, name: str) -> str | None:
-    match = re.search(rf'<p class="error" id="{name}-error"[^>]*>(.*?)</p>', page, re.S)
-    return html.unescape(match.group(1)).strip() if match else None
 
 
 def answer(applicant: Applicant, question: Question, value) -> None:

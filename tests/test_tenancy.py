@@ -7,7 +7,6 @@ here; a route with a URL variable this file cannot fill makes the walk fail unti
 from __future__ import annotations
 
 import io
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from plutomi.models import (
 )
 from plutomi.models.base import PUBLIC_ID_LENGTH, new_public_id
 from plutomi.services import accounts, api_keys, orgs, uploads
-from tests.conftest import Auth, owner_of
+from tests.conftest import Auth, flashed, owner_of
 
 # Every string of org A's data carries this marker, so a leak is found wherever it shows up.
 SECRET = "a-secret"
@@ -540,7 +539,7 @@ def test_a_change_sent_from_a_page_of_the_org_the_user_left_in_another_tab_is_re
     response = client.post("/settings/invites", data=invite, headers=stale)
     assert response.status_code == 409
     assert response.headers["HX-Reswap"] == "none"
-    messages = [f["message"] for f in json.loads(response.headers["HX-Trigger"])["flash"]]
+    messages = [f["message"] for f in flashed(response)]
     refusal = "This page is of Acme, but you have switched to Beta"
     assert any(m.startswith(refusal) for m in messages)
     assert db.session.scalar(select(func.count()).select_from(Invite)) == 0

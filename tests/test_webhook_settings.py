@@ -223,4 +223,5 @@ def test_the_turned_off_emails_link_opens_the_endpoint_from_any_org_the_admin_is
     assert opened.status_code == 200 and row.url in html.unescape(opened.text)
     # An org the user is not in switches nothing.
     stranger = make_org("Stranger")
-    assert client.get(f"{url}?org={stranger.public_id}").status_code == 200  # still Acme
+    still = client.get(f"{url}?org={stranger.public_id}")
+    assert still.status_code == 200 and f'data-org="{org.public_id}"' in still.text
